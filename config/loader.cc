@@ -1,0 +1,502 @@
+#include <libconfig.h++>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "config/config.h"
+#include "nf/core/stage.h"
+
+namespace nf {
+namespace {
+
+using libconfig::Setting;
+
+// RTE_MAX_LCORE of Debian's DPDK build; checked against rte_config.h in the EAL glue.
+constexpr uint32_t kMaxLcore = 128;
+
+const char* type_name(Setting::Type t) {
+  switch (t) {
+    case Setting::TypeInt:
+    case Setting::TypeInt64:
+      return "an integer";
+    case Setting::TypeFloat:
+      return "a number";
+    case Setting::TypeString:
+      return "a string";
+    case Setting::TypeBoolean:
+      return "a boolean";
+    case Setting::TypeGroup:
+      return "a group { ... }";
+    case Setting::TypeArray:
+      return "an array [ ... ]";
+    case Setting::TypeList:
+      return "a list ( ... )";
+    default:
+      return "nothing";
+  }
+}
+
+long long as_int(const Setting& s) {
+  return s.getType() == Setting::TypeInt64 ? static_cast<long long>(s) : static_cast<long long>(static_cast<int>(s));
+}
+
+// Collects located errors for one load.
+class Diag {
+ public:
+  explicit Diag(std::string file) : file_(std::move(file)) {}
+  void error(const Setting& s, const std::string& path, std::string msg) {
+    errs_.push_back({file_, static_cast<int>(s.getSourceLine()), path, std::move(msg)});
+  }
+  std::vector<ConfigError>& errors() { return errs_; }
+
+ private:
+  std::string file_;
+  std::vector<ConfigError> errs_;
+};
+
+std::string join(const std::string& base, const std::string& name) {
+  return base.empty() ? name : base + "." + name;
+}
+std::string index(const std::string& base, int i) { return base + "[" + std::to_string(i) + "]"; }
+
+// Reads the members of one group and reports any member it was not asked for, so a typo in a
+// setting name is an error instead of a silently ignored line.
+class Group {
+ public:
+  Group(Diag& d, const Setting& s, std::string path) : d_(d), s_(s), path_(std::move(path)) {}
+  ~Group() {
+    for (int i = 0; i < s_.getLength(); ++i) {
+      const Setting& c = s_[i];
+      const char* n = c.getName();
+      if (n && !seen_.count(n)) d_.error(c, join(path_, n), "unknown setting");
+    }
+  }
+  Group(const Group&) = delete;
+  Group& operator=(const Group&) = delete;
+
+  const Setting* find(const char* name, Setting::Type want, bool required) {
+    seen_.insert(name);
+    if (!s_.exists(name)) {
+      if (required) d_.error(s_, join(path_, name), "required setting is missing");
+      return nullptr;
+    }
+    const Setting& c = s_[name];
+    bool ok = c.getType() == want ||
+              (want == Setting::TypeInt && c.getType() == Setting::TypeInt64);
+    if (!ok) {
+      d_.error(c, join(path_, name),
+               std::string("must be ") + type_name(want) + ", not " + type_name(c.getType()));
+      return nullptr;
+    }
+    return &c;
+  }
+
+  void u32(const char* name, uint32_t& out, uint64_t lo, uint64_t hi, bool required = false) {
+    if (const Setting* c = find(name, Setting::TypeInt, required)) {
+      long long v = as_int(*c);
+      if (v < static_cast<long long>(lo) || v > static_cast<long long>(hi)) {
+        d_.error(*c, join(path_, name),
+                 "value " + std::to_string(v) + " out of range [" + std::to_string(lo) + ", " +
+                     std::to_string(hi) + "]");
+        return;
+      }
+      out = static_cast<uint32_t>(v);
+    }
+  }
+  void u16(const char* name, uint16_t& out, uint32_t lo, uint32_t hi) {
+    uint32_t v = out;
+    u32(name, v, lo, hi);
+    out = static_cast<uint16_t>(v);
+  }
+  bool str(const char* name, std::string& out, bool required = false) {
+    if (const Setting* c = find(name, Setting::TypeString, required)) {
+      out = static_cast<const char*>(*c);
+      return true;
+    }
+    return false;
+  }
+  bool boolean(const char* name, bool& out) {
+    if (const Setting* c = find(name, Setting::TypeBoolean, false)) {
+      out = *c;
+      return true;
+    }
+    return false;
+  }
+  // An array of strings; calls fn(element setting, path, value) for each.
+  template <typename Fn>
+  void strings(const char* name, bool required, Fn fn) {
+    if (const Setting* c = find(name, Setting::TypeArray, required)) {
+      for (int i = 0; i < c->getLength(); ++i) {
+        const Setting& e = (*c)[i];
+        if (e.getType() != Setting::TypeString) {
+          d_.error(e, index(join(path_, name), i), "must be a string");
+          continue;
+        }
+        fn(e, index(join(path_, name), i), std::string(static_cast<const char*>(e)));
+      }
+    }
+  }
+  const std::string& path() const { return path_; }
+  const Setting& setting() const { return s_; }
+
+ private:
+  Diag& d_;
+  const Setting& s_;
+  std::string path_;
+  std::set<std::string> seen_;
+};
+
+// A list of groups: ( { ... }, { ... } ).
+template <typename Fn>
+void each_group(Diag& d, Group& parent, const char* name, Fn fn) {
+  const Setting* l = parent.find(name, Setting::TypeList, false);
+  if (!l) return;
+  for (int i = 0; i < l->getLength(); ++i) {
+    const Setting& e = (*l)[i];
+    std::string p = index(join(parent.path(), name), i);
+    if (e.getType() != Setting::TypeGroup) {
+      d.error(e, p, std::string("must be a group { ... }, not ") + type_name(e.getType()));
+      continue;
+    }
+    Group g(d, e, p);
+    fn(g, i);
+  }
+}
+
+void read_lcores(Diag& d, Group& root, Config& c) {
+  const Setting* s = root.find("lcores", Setting::TypeGroup, true);
+  if (!s) return;
+  Group g(d, *s, "lcores");
+  g.u32("management", c.management_lcore, 0, kMaxLcore - 1);
+  const Setting* w = g.find("workers", Setting::TypeArray, true);
+  if (!w) return;
+  std::set<uint32_t> used{c.management_lcore};
+  for (int i = 0; i < w->getLength(); ++i) {
+    const Setting& e = (*w)[i];
+    std::string p = index("lcores.workers", i);
+    if (e.getType() != Setting::TypeInt && e.getType() != Setting::TypeInt64) {
+      d.error(e, p, "must be an integer lcore id");
+      continue;
+    }
+    long long v = as_int(e);
+    if (v < 0 || v >= kMaxLcore) {
+      d.error(e, p, "lcore " + std::to_string(v) + " out of range [0, " +
+                        std::to_string(kMaxLcore - 1) + "]");
+      continue;
+    }
+    if (!used.insert(static_cast<uint32_t>(v)).second) {
+      d.error(e, p,
+              "lcore " + std::to_string(v) + " is used twice (management and workers must differ)");
+      continue;
+    }
+    c.worker_lcores.push_back(static_cast<uint32_t>(v));
+  }
+  if (w->getLength() == 0) d.error(*w, "lcores.workers", "at least one worker lcore is needed");
+}
+
+void read_ports(Diag& d, Group& root, Config& c) {
+  if (!root.setting().exists("ports")) {
+    root.find("ports", Setting::TypeList, true);
+    return;
+  }
+  each_group(d, root, "ports", [&](Group& g, int i) {
+    PortConfig p;
+    g.str("name", p.name, true);
+    g.str("device", p.device, true);
+    std::string mac;
+    if (g.str("mac", mac)) {
+      auto m = parse_mac(mac);
+      if (!m || m->is_multicast() || m->is_zero())
+        d.error(g.setting()["mac"], g.path() + ".mac", "bad unicast MAC address \"" + mac + "\"");
+      else
+        p.mac = *m;
+    }
+    g.u16("mtu", p.mtu, 68, 9000);
+    g.u16("rx_desc", p.rx_desc, 64, 8192);
+    g.u16("tx_desc", p.tx_desc, 64, 8192);
+    g.strings("addresses", false, [&](const Setting& e, const std::string& path, std::string v) {
+      auto a = parse_ifaddr(v);
+      if (!a || a->len > 30 || a->len == 0) {
+        d.error(e, path, "bad interface address \"" + v + "\" (want a.b.c.d/len, len 1..30)");
+        return;
+      }
+      Prefix pf = a->prefix();
+      if (a->addr == pf.addr || a->addr == pf.broadcast() || is_martian_source(a->addr)) {
+        d.error(e, path, "\"" + v + "\" is not a usable host address in its prefix");
+        return;
+      }
+      // Overlapping connected prefixes make forwarding ambiguous: refused outright.
+      auto clash = [&](const PortConfig& other, const std::string& other_name) {
+        for (const IfAddr& o : other.addresses) {
+          if (o.prefix().overlaps(pf)) {
+            d.error(e, path, "prefix " + format_prefix(pf) + " overlaps " + format_prefix(o.prefix()) +
+                                 " on port \"" + other_name + "\"");
+            return true;
+          }
+        }
+        return false;
+      };
+      for (const PortConfig& o : c.ports)
+        if (clash(o, o.name)) return;
+      if (clash(p, p.name)) return;
+      p.addresses.push_back(*a);
+    });
+    if (!p.name.empty()) {
+      if (c.port_index(p.name) >= 0)
+        d.error(g.setting()["name"], g.path() + ".name", "duplicate port name \"" + p.name + "\"");
+    }
+    if (static_cast<int>(c.ports.size()) >= kMaxPorts) {
+      d.error(g.setting(), g.path(), "too many ports (at most " + std::to_string(kMaxPorts) + ")");
+      return;
+    }
+    (void)i;
+    c.ports.push_back(std::move(p));
+  });
+  if (c.ports.empty() && root.setting().exists("ports"))
+    d.error(root.setting()["ports"], "ports", "at least one port is needed");
+}
+
+bool is_own_address(const Config& c, uint32_t a) {
+  for (const auto& p : c.ports)
+    for (const auto& ia : p.addresses)
+      if (ia.addr == a) return true;
+  return false;
+}
+
+void read_routes(Diag& d, Group& root, Config& c) {
+  each_group(d, root, "routes", [&](Group& g, int) {
+    RouteConfig r;
+    std::string pfx, via;
+    const bool has_pfx = g.str("prefix", pfx, true);
+    g.boolean("blackhole", r.blackhole);
+    const bool has_via = g.str("via", via);
+    if (has_pfx) {
+      auto p = parse_prefix(pfx);
+      if (!p) {
+        auto ia = parse_ifaddr(pfx);
+        d.error(g.setting()["prefix"], g.path() + ".prefix",
+                ia ? "prefix \"" + pfx + "\" has host bits set (did you mean " +
+                         format_prefix(ia->prefix()) + "?)"
+                   : "bad prefix \"" + pfx + "\" (want a.b.c.d/len)");
+        return;
+      }
+      r.prefix = *p;
+    } else {
+      return;
+    }
+    if (r.blackhole == has_via) {
+      d.error(g.setting(), g.path(), "a route needs exactly one of \"via\" or \"blackhole = true\"");
+      return;
+    }
+    if (has_via) {
+      auto a = parse_ipv4(via);
+      if (!a) {
+        d.error(g.setting()["via"], g.path() + ".via", "bad IPv4 address \"" + via + "\"");
+        return;
+      }
+      if (c.connected_port(*a) < 0) {
+        d.error(g.setting()["via"], g.path() + ".via",
+                "gateway " + via + " is not in any port's connected prefix");
+        return;
+      }
+      if (is_own_address(c, *a)) {
+        d.error(g.setting()["via"], g.path() + ".via", "gateway " + via + " is our own address");
+        return;
+      }
+      r.via = *a;
+    }
+    for (const auto& o : c.routes) {
+      if (o.prefix == r.prefix) {
+        d.error(g.setting(), g.path(), "duplicate route for " + format_prefix(r.prefix));
+        return;
+      }
+    }
+    for (const auto& p : c.ports)
+      for (const auto& ia : p.addresses)
+        if (ia.prefix() == r.prefix) {
+          d.error(g.setting(), g.path(),
+                  "route " + format_prefix(r.prefix) + " duplicates the connected prefix of port \"" +
+                      p.name + "\"");
+          return;
+        }
+    c.routes.push_back(r);
+  });
+}
+
+void read_neighbours(Diag& d, Group& root, Config& c) {
+  // Static entries (never aged). Also what the pcap/null throughput harness uses.
+  const Setting* s = root.find("neighbour", Setting::TypeGroup, false);
+  if (s) {
+    Group g(d, *s, "neighbour");
+    NeighbourParams& n = c.neighbour;
+    g.u32("reachable_ms", n.reachable_ms, 1000, 3600000);
+    g.u32("retrans_ms", n.retrans_ms, 100, 60000);
+    g.u32("probes", n.probes, 1, 20);
+    g.u32("max_entries", n.max_entries, 16, 1u << 20);
+    g.u32("queue_per_entry", n.queue_per_entry, 0, 64);
+    g.u32("queue_total", n.queue_total, 0, 65536);
+    each_group(d, g, "static", [&](Group& e, int) {
+      StaticNeighbour sn;
+      std::string a, m, port;
+      bool ok = e.str("address", a, true) & e.str("mac", m, true) & e.str("port", port, true);
+      if (!ok) return;
+      auto ip = parse_ipv4(a);
+      auto mac = parse_mac(m);
+      int pi = c.port_index(port);
+      if (!ip) return d.error(e.setting()["address"], e.path() + ".address", "bad IPv4 address \"" + a + "\"");
+      if (!mac || mac->is_multicast())
+        return d.error(e.setting()["mac"], e.path() + ".mac", "bad unicast MAC address \"" + m + "\"");
+      if (pi < 0) return d.error(e.setting()["port"], e.path() + ".port", "no port named \"" + port + "\"");
+      if (c.connected_port(*ip) != pi)
+        return d.error(e.setting()["address"], e.path() + ".address",
+                       a + " is not in a connected prefix of port \"" + port + "\"");
+      sn.addr = *ip;
+      sn.mac = *mac;
+      sn.port = static_cast<uint16_t>(pi);
+      c.neighbours.push_back(sn);
+    });
+  }
+}
+
+void read_pipeline(Diag& d, Group& root, Config& c) {
+  bool given = false;
+  root.strings("pipeline", false, [&](const Setting& e, const std::string& path, std::string v) {
+    given = true;
+    if (!find_stage(v)) {
+      std::string known;
+      for (const auto& sd : stage_registry()) known += (known.empty() ? "" : ", ") + std::string(sd.name);
+      d.error(e, path, "unknown stage \"" + v + "\" (known: " + known + ")");
+      return;
+    }
+    if (std::find(c.pipeline.begin(), c.pipeline.end(), v) != c.pipeline.end()) {
+      d.error(e, path, "stage \"" + v + "\" appears twice");
+      return;
+    }
+    c.pipeline.push_back(v);
+  });
+  if (!given) c.pipeline = {"input", "ip4_forward"};
+  if (c.pipeline.size() > kMaxStages) {
+    d.error(root.setting()["pipeline"], "pipeline", "too many stages (at most " + std::to_string(kMaxStages) + ")");
+  }
+  if (!c.pipeline.empty() && c.pipeline.front() != "input" && root.setting().exists("pipeline"))
+    d.error(root.setting()["pipeline"], "pipeline", "the first stage must be \"input\"");
+}
+
+}  // namespace
+
+std::string ConfigError::str() const {
+  std::string s = file;
+  if (line > 0) s += ":" + std::to_string(line);
+  s += ": ";
+  if (!path.empty()) s += path + ": ";
+  return s + message;
+}
+
+std::string format_errors(const std::vector<ConfigError>& errs) {
+  std::string out;
+  for (const auto& e : errs) out += e.str() + "\n";
+  return out;
+}
+
+int Config::port_index(std::string_view name) const {
+  for (size_t i = 0; i < ports.size(); ++i)
+    if (ports[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+int Config::connected_port(uint32_t addr) const {
+  for (size_t i = 0; i < ports.size(); ++i)
+    for (const auto& a : ports[i].addresses)
+      if (a.prefix().contains(addr)) return static_cast<int>(i);
+  return -1;
+}
+
+LoadResult load_config(const std::string& file, const std::string* text) {
+  libconfig::Config lc;
+  std::string body;
+  try {
+    if (text) {
+      body = *text;
+    } else {
+      std::ifstream in(file);
+      if (!in) return std::vector<ConfigError>{{file, 0, "", "cannot read the file"}};
+      std::stringstream ss;
+      ss << in.rdbuf();
+      body = ss.str();
+    }
+    lc.readString(body);
+  } catch (const libconfig::ParseException& e) {
+    return std::vector<ConfigError>{{file, e.getLine(), "", std::string("syntax error: ") + e.getError()}};
+  }
+
+  Diag d(file);
+  Config c;
+  c.file = file;
+  c.text = body;
+  {
+    Group root(d, lc.getRoot(), "");
+    read_lcores(d, root, c);
+    read_ports(d, root, c);
+    read_routes(d, root, c);
+    read_neighbours(d, root, c);
+    read_pipeline(d, root, c);
+    if (const Setting* m = root.find("mempool", Setting::TypeGroup, false)) {
+      Group g(d, *m, "mempool");
+      g.u32("mbufs", c.mbufs, 1023, 1u << 24);
+      g.u32("cache", c.mbuf_cache, 0, 512);
+    }
+    if (const Setting* s = root.find("control", Setting::TypeGroup, false)) {
+      Group g(d, *s, "control");
+      if (g.str("socket", c.control_socket) && (c.control_socket.empty() || c.control_socket[0] != '/'))
+        d.error((*s)["socket"], "control.socket", "must be an absolute path");
+    }
+    if (const Setting* s = root.find("icmp", Setting::TypeGroup, false)) {
+      Group g(d, *s, "icmp");
+      g.u32("errors_per_sec", c.icmp_errors_per_sec, 0, 1000000);
+    }
+    if (const Setting* s = root.find("arp", Setting::TypeGroup, false)) {
+      Group g(d, *s, "arp");
+      g.u32("gratuitous_count", c.garp_count, 0, 10);
+    }
+    if (const Setting* s = root.find("eal", Setting::TypeGroup, false)) {
+      Group g(d, *s, "eal");
+      g.strings("args", false, [&](const Setting&, const std::string&, std::string v) { c.eal_args.push_back(v); });
+    }
+    root.u32("tx_drain_us", c.tx_drain_us, 10, 100000);
+  }
+  // A stable order: libconfig reports members in file order, which is what a user reads.
+  std::stable_sort(d.errors().begin(), d.errors().end(),
+                   [](const ConfigError& a, const ConfigError& b) { return a.line < b.line; });
+  if (!d.errors().empty()) return std::move(d.errors());
+  return c;
+}
+
+std::vector<ConfigError> reload_blockers(const Config& cur, const Config& next) {
+  std::vector<ConfigError> out;
+  auto add = [&](const std::string& path, const std::string& what) {
+    out.push_back({next.file, 0, path, what + " cannot change by reload; restart nf to apply"});
+  };
+  if (cur.management_lcore != next.management_lcore || cur.worker_lcores != next.worker_lcores)
+    add("lcores", "the lcore layout");
+  if (cur.mbufs != next.mbufs || cur.mbuf_cache != next.mbuf_cache) add("mempool", "the mempool");
+  if (cur.pipeline != next.pipeline) add("pipeline", "the stage chain");
+  if (cur.control_socket != next.control_socket) add("control.socket", "the control socket");
+  if (cur.eal_args != next.eal_args) add("eal.args", "EAL arguments");
+  if (cur.ports.size() != next.ports.size()) {
+    add("ports", "the number of ports");
+  } else {
+    for (size_t i = 0; i < cur.ports.size(); ++i) {
+      const auto &a = cur.ports[i], &b = next.ports[i];
+      std::string p = "ports[" + std::to_string(i) + "]";
+      if (a.name != b.name) add(p + ".name", "a port's name");
+      if (a.device != b.device) add(p + ".device", "a port's device");
+      if (a.mac != b.mac) add(p + ".mac", "a port's MAC");
+      if (a.rx_desc != b.rx_desc || a.tx_desc != b.tx_desc) add(p, "descriptor counts");
+    }
+  }
+  return out;
+}
+
+}  // namespace nf

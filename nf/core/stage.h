@@ -1,0 +1,151 @@
+// The stage interface every network function plugs into.
+//
+// Theory of operation
+// -------------------
+// A worker lcore receives a burst from a port, parses each frame once into PacketMeta, and
+// hands the burst to the first stage of its chain. A stage is called once per burst (one
+// indirect call) and runs an inline per-packet loop. Each packet leaves a stage with exactly
+// one outcome, recorded in the Emit sink:
+//
+//   next(m)          continue to the next stage of the chain
+//   tx(m, port)      transmit on a port (buffered; drained every burst or timer tick)
+//   reply(m)         transmit on the port it arrived on (answers built in place: DHCP, DNS)
+//   punt(m, reason)  hand to the management lcore (ARP, ICMP errors, unresolved next hop)
+//   drop(m, reason)  free, counted under the stage's named reason
+//
+// Emit only records; it makes no DPDK call, so stages run unchanged in unit tests with fake
+// mbufs. The worker flushes Emit after the chain: TX buffers to ethdev, punts to the ring,
+// drops to rte_pktmbuf_free_bulk. Counters are per lcore and plain (single writer); the
+// management lcore reads them. The invariant tests check is conservation: for every stage,
+// in == next + tx + reply + punt + sum(drops).
+//
+// State: a stage object exists per worker lcore (so it may keep per-lcore tables); shared
+// configuration comes from the immutable Snapshot in StageCtx, which the worker loads once per
+// burst and which stays valid until the worker reports a quiescent state.
+#pragma once
+
+#include <rte_mbuf.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "nf/net/packet_meta.h"
+
+namespace nf {
+
+inline constexpr uint16_t kMaxBurst = 32;
+inline constexpr uint16_t kMaxPorts = 8;
+inline constexpr uint16_t kMaxStages = 8;
+inline constexpr uint16_t kMaxDropReasons = 24;
+inline constexpr uint16_t kTxBufCap = 2 * kMaxBurst;  // flushed at >= kMaxBurst after each chain
+
+struct Burst {
+  uint16_t n = 0;
+  rte_mbuf* pkts[kMaxBurst];
+};
+
+// Metadata lives in the mbuf private area, reserved by the mempool (drivers-glue).
+inline PacketMeta& meta(rte_mbuf* m) { return *static_cast<PacketMeta*>(rte_mbuf_to_priv(m)); }
+
+struct alignas(64) StageCounters {
+  uint64_t calls;
+  uint64_t pkts;
+  uint64_t cycles;
+  uint64_t next;
+  uint64_t tx;
+  uint64_t reply;
+  uint64_t punt;
+  uint64_t drop;
+  uint64_t drops[kMaxDropReasons];
+};
+
+struct Snapshot;
+
+struct StageCtx {
+  const Snapshot* snap;
+  uint64_t now_tsc;
+  uint16_t worker;  // 0..N-1
+};
+
+// The outcome sink of one worker. Stages call its inline methods; the worker drains it.
+class Emit {
+ public:
+  struct TxBuf {
+    uint16_t n;
+    rte_mbuf* pkts[kTxBufCap];
+  };
+
+  // Starts a stage: its `next` packets go to the buffer the previous stage did not fill.
+  void begin_stage(StageCounters* c) {
+    cur_ = c;
+    out_ ^= 1;
+    bufs_[out_].n = 0;
+  }
+  void next(rte_mbuf* m) {
+    cur_->next++;
+    Burst& b = bufs_[out_];
+    b.pkts[b.n++] = m;
+  }
+  void tx(rte_mbuf* m, uint16_t port) {
+    cur_->tx++;
+    to_port(m, port);
+  }
+  void reply(rte_mbuf* m) {
+    cur_->reply++;
+    to_port(m, m->port);
+  }
+  void punt(rte_mbuf* m, PuntReason r) {
+    cur_->punt++;
+    meta(m).punt = r;
+    punt_.pkts[punt_.n++] = m;
+  }
+  void drop(rte_mbuf* m, uint8_t reason) {
+    cur_->drop++;
+    cur_->drops[reason]++;
+    drop_.pkts[drop_.n++] = m;
+  }
+
+  Burst& next_burst() { return bufs_[out_]; }
+  Burst& punts() { return punt_; }
+  Burst& drops() { return drop_; }
+  TxBuf& txbuf(uint16_t port) { return tx_[port]; }
+  uint16_t nb_ports() const { return nb_ports_; }
+  void set_nb_ports(uint16_t n) { nb_ports_ = n; }
+
+ private:
+  void to_port(rte_mbuf* m, uint16_t port) {
+    TxBuf& b = tx_[port];
+    b.pkts[b.n++] = m;
+  }
+
+  StageCounters* cur_ = nullptr;
+  Burst bufs_[2];
+  uint8_t out_ = 0;
+  Burst punt_;
+  Burst drop_;
+  uint16_t nb_ports_ = 0;
+  TxBuf tx_[kMaxPorts]{};
+};
+
+class Stage {
+ public:
+  virtual ~Stage() = default;
+  // Every packet of `in` must receive exactly one outcome through `out`.
+  virtual void process(Burst& in, const StageCtx& ctx, Emit& out) noexcept = 0;
+};
+
+// What the pipeline builder knows about a stage: its config name, its drop reason names (the
+// index is the reason code passed to Emit::drop) and how to make one instance per worker.
+struct StageDescriptor {
+  std::string_view name;
+  std::span<const std::string_view> drop_names;
+  std::unique_ptr<Stage> (*make)(uint16_t worker);
+};
+
+// The registry of built-in stages (pipelines/registry.cc).
+std::span<const StageDescriptor> stage_registry();
+const StageDescriptor* find_stage(std::string_view name);
+
+}  // namespace nf

@@ -1,0 +1,105 @@
+// Structural parse of one Ethernet frame into PacketMeta. Pure and inline: it reads a byte
+// view and the receiving port's MAC, touches no DPDK state, and is what both the workers and
+// the fuzz/unit tests call. Checksums are not verified here (that is a per-protocol decision
+// of the stage that consumes the header).
+#pragma once
+
+#include <rte_arp.h>
+#include <rte_byteorder.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "nf/net/addr.h"
+#include "nf/net/packet_meta.h"
+
+namespace nf {
+
+// `max_frame` is the largest frame the port accepts (MTU + Ethernet header + one tag).
+inline void parse_frame(const uint8_t* p, uint32_t len, const MacAddr& port_mac, uint32_t max_frame,
+                        PacketMeta& m) {
+  std::memset(&m, 0, sizeof m);
+  if (len < sizeof(rte_ether_hdr)) [[unlikely]] {
+    m.parse = ParseStatus::kRunt;
+    return;
+  }
+  if (len > max_frame) [[unlikely]] {
+    m.parse = ParseStatus::kOversized;
+    return;
+  }
+  const auto* eth = reinterpret_cast<const rte_ether_hdr*>(p);
+  if (eth->dst_addr.addr_bytes[0] & 1) {
+    m.l2 = rte_is_broadcast_ether_addr(&eth->dst_addr) ? L2Class::kBroadcast : L2Class::kMulticast;
+  } else if (std::memcmp(eth->dst_addr.addr_bytes, port_mac.b.data(), 6) != 0) [[unlikely]] {
+    m.parse = ParseStatus::kNotForUs;
+    return;
+  }
+  m.ether_type = rte_be_to_cpu_16(eth->ether_type);
+  m.l3_off = sizeof(rte_ether_hdr);
+  const uint32_t l3_avail = len - sizeof(rte_ether_hdr);
+
+  if (m.ether_type == RTE_ETHER_TYPE_IPV4) [[likely]] {
+    if (l3_avail < sizeof(rte_ipv4_hdr)) [[unlikely]] {
+      m.parse = ParseStatus::kIpTruncated;
+      return;
+    }
+    const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(p + m.l3_off);
+    const uint8_t vihl = ip->version_ihl;
+    if ((vihl >> 4) != 4) [[unlikely]] {
+      m.parse = ParseStatus::kIpBadVersion;
+      return;
+    }
+    const uint32_t hlen = (vihl & 0xf) * 4u;
+    const uint32_t tlen = rte_be_to_cpu_16(ip->total_length);
+    if (hlen < sizeof(rte_ipv4_hdr)) [[unlikely]] {
+      m.parse = ParseStatus::kIpBadIhl;
+      return;
+    }
+    if (tlen < hlen) [[unlikely]] {
+      m.parse = hlen > l3_avail ? ParseStatus::kIpBadIhl : ParseStatus::kIpBadLength;
+      return;
+    }
+    if (tlen > l3_avail) [[unlikely]] {
+      m.parse = ParseStatus::kIpTruncated;
+      return;
+    }
+    m.l3_len = static_cast<uint16_t>(tlen);
+    m.ip_proto = ip->next_proto_id;
+    const uint16_t frag = rte_be_to_cpu_16(ip->fragment_offset);
+    if (frag & RTE_IPV4_HDR_DF_FLAG) m.flags |= meta_flags::kDontFragment;
+    if (frag & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) m.flags |= meta_flags::kFragment;
+    if (frag & RTE_IPV4_HDR_OFFSET_MASK) {
+      m.flags |= meta_flags::kLaterFragment;
+    } else {
+      m.l4_off = static_cast<uint16_t>(m.l3_off + hlen);
+    }
+    if (hlen > sizeof(rte_ipv4_hdr)) m.flags |= meta_flags::kIpOptions;
+    return;
+  }
+  switch (m.ether_type) {
+    case RTE_ETHER_TYPE_ARP: {
+      const auto* arp = reinterpret_cast<const rte_arp_hdr*>(p + m.l3_off);
+      m.parse = (l3_avail >= sizeof(rte_arp_hdr) &&
+                 arp->arp_hardware == rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) &&
+                 arp->arp_protocol == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
+                 arp->arp_hlen == 6 && arp->arp_plen == 4)
+                    ? ParseStatus::kArp
+                    : ParseStatus::kBadArp;
+      return;
+    }
+    case RTE_ETHER_TYPE_IPV6:
+      m.parse = ParseStatus::kIpv6;
+      return;
+    case RTE_ETHER_TYPE_VLAN:
+    case RTE_ETHER_TYPE_QINQ:
+      m.parse = ParseStatus::kVlan;
+      return;
+    default:
+      m.parse = ParseStatus::kUnknownEthertype;
+      return;
+  }
+}
+
+}  // namespace nf

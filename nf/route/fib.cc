@@ -1,0 +1,41 @@
+#include "nf/route/fib.h"
+
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_rcu_qsbr.h>
+
+namespace nf {
+
+std::unique_ptr<Fib> Fib::create(const std::string& name, const std::vector<RibEntry>& rib,
+                                 uint32_t extra_rules, rte_rcu_qsbr* qsbr, std::string& err) {
+  rte_lpm_config cfg{};
+  cfg.max_rules = static_cast<uint32_t>(rib.size()) + extra_rules + 64;
+  // One tbl8 group per /24 that holds longer prefixes (neighbour /32s, small routes).
+  cfg.number_tbl8s = 256 + cfg.max_rules / 8;
+  rte_lpm* l = rte_lpm_create(name.c_str(), SOCKET_ID_ANY, &cfg);
+  if (!l) {
+    err = "rte_lpm_create(" + name + "): " + rte_strerror(rte_errno);
+    return nullptr;
+  }
+  std::unique_ptr<Fib> f(new Fib(l));
+  if (qsbr) {
+    rte_lpm_rcu_config rc{};
+    rc.v = qsbr;
+    rc.mode = RTE_LPM_QSBR_MODE_DQ;
+    if (rte_lpm_rcu_qsbr_add(l, &rc) != 0) {
+      err = "rte_lpm_rcu_qsbr_add: " + std::string(rte_strerror(rte_errno));
+      return nullptr;
+    }
+  }
+  for (const RibEntry& e : rib) {
+    if (int rc = f->add(e.prefix, e.nh); rc != 0) {
+      err = "rte_lpm_add(" + format_prefix(e.prefix) + "): " + rte_strerror(-rc);
+      return nullptr;
+    }
+  }
+  return f;
+}
+
+Fib::~Fib() { rte_lpm_free(lpm_); }
+
+}  // namespace nf

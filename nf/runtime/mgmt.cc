@@ -1,0 +1,591 @@
+#include "nf/runtime/mgmt.h"
+
+#include <rte_arp.h>
+#include <rte_cycles.h>
+#include <rte_icmp.h>
+#include <rte_ip.h>
+#include <rte_ip_frag.h>
+#include <rte_lcore.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstring>
+#include <sstream>
+
+#include "nf/net/checksum.h"
+#include "nf/net/parse.h"
+#include "nf/route/rib.h"
+#include "nf/runtime/control.h"
+#include "nf/runtime/log.h"
+
+namespace nf {
+
+namespace {
+
+constexpr uint16_t kEthLen = sizeof(rte_ether_hdr);
+constexpr uint8_t kIcmpDestUnreach = 3;  // RFC 792
+constexpr uint8_t kIcmpTimeExceeded = 11;
+constexpr uint16_t kIcmpErrorMax = 576;  // RFC 1812 4.3.2.3: whole error datagram at most 576
+
+rte_ipv4_hdr* ip_of(rte_mbuf* m) { return rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta(m).l3_off); }
+
+void set_eth(rte_mbuf* m, const MacAddr& dst, const MacAddr& src, uint16_t type) {
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  std::memcpy(eth->dst_addr.addr_bytes, dst.b.data(), 6);
+  std::memcpy(eth->src_addr.addr_bytes, src.b.data(), 6);
+  eth->ether_type = rte_cpu_to_be_16(type);
+}
+
+}  // namespace
+
+Management::Management(Setup s) : s_(std::move(s)), cfg_(s_.config), hz_(rte_get_timer_hz()) {
+  adj_ = std::make_unique<AdjTable>(cfg_->neighbour.max_entries + 64);
+  neigh_ = std::make_unique<NeighTable>(cfg_->neighbour, adj_->size(), *this);
+}
+
+Management::~Management() = default;
+
+uint64_t Management::now_ms() const { return rte_get_timer_cycles() * 1000 / hz_; }
+
+bool Management::own_address(uint32_t a, uint16_t port) const {
+  if (port >= cfg_->ports.size()) return false;
+  for (const IfAddr& ia : cfg_->ports[port].addresses)
+    if (ia.addr == a) return true;
+  return false;
+}
+
+uint32_t Management::port_address(uint16_t port) const {
+  if (port < cfg_->ports.size() && !cfg_->ports[port].addresses.empty())
+    return cfg_->ports[port].addresses.front().addr;
+  for (const auto& p : cfg_->ports)
+    if (!p.addresses.empty()) return p.addresses.front().addr;
+  return 0;
+}
+
+std::unique_ptr<Snapshot> Management::build(std::shared_ptr<const Config> c, std::string& err) {
+  auto snap = std::make_unique<Snapshot>();
+  snap->generation = generation_ + 1;
+  snap->adj = adj_.get();
+  snap->nb_ports = s_.ports->count();
+  for (uint16_t p = 0; p < snap->nb_ports; ++p) snap->ports[p] = {s_.ports->mac(p), c->ports[p].mtu};
+
+  std::vector<std::pair<uint32_t, uint16_t>> gws;
+  for (const RouteConfig& r : c->routes)
+    if (!r.blackhole) gws.emplace_back(r.via, static_cast<uint16_t>(c->connected_port(r.via)));
+  // The neighbour table must see the new connected prefixes before it decides what to keep.
+  std::shared_ptr<const Config> prev = cfg_;
+  cfg_ = c;
+  neigh_->set_params(c->neighbour);
+  std::vector<uint32_t> slots = neigh_->sync(gws, c->neighbours, *c, now_ms());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i] >= adj_->size()) {
+      cfg_ = prev;
+      err = "neighbour table full: no slot for gateway " + format_ipv4(gws[i].first);
+      return nullptr;
+    }
+  }
+  snap->rib = build_rib(*c, [&](uint32_t gw, uint16_t) {
+    for (size_t i = 0; i < gws.size(); ++i)
+      if (gws[i].first == gw) return slots[i];
+    return uint32_t{0};
+  });
+  snap->fib = Fib::create("nf_fib_" + std::to_string(snap->generation), snap->rib,
+                          c->neighbour.max_entries, s_.rcu->qsbr(), err);
+  if (!snap->fib) {
+    cfg_ = prev;
+    return nullptr;
+  }
+  for (const NeighView& v : neigh_->list(now_ms())) {
+    if (v.state == NeighState::kIncomplete || v.state == NeighState::kFailed) continue;
+    bool configured = std::any_of(snap->rib.begin(), snap->rib.end(), [&](const RibEntry& e) {
+      return e.prefix == Prefix{v.ip, 32};
+    });
+    if (!configured) snap->fib->add({v.ip, 32}, nh::make(nh::kAdj, v.slot));
+  }
+  snap->config = c;
+  return snap;
+}
+
+std::string Management::start() {
+  std::string err;
+  auto snap = build(cfg_, err);
+  if (!snap) return err;
+  generation_ = snap->generation;
+  s_.snapshot->publish(std::move(snap), *s_.rcu);
+  control_ = std::make_unique<ControlServer>();
+  if (std::string e = control_->listen(cfg_->control_socket); !e.empty()) return e;
+  schedule_garp(Config{}, *cfg_);
+  log_info("management lcore %u: %zu worker(s), control socket %s", rte_lcore_id(),
+           s_.workers->size(), cfg_->control_socket.c_str());
+  return "";
+}
+
+void Management::schedule_garp(const Config& old, const Config& next) {
+  if (next.garp_count == 0) return;
+  for (size_t p = 0; p < next.ports.size(); ++p) {
+    for (const IfAddr& a : next.ports[p].addresses) {
+      bool had = p < old.ports.size() && std::find(old.ports[p].addresses.begin(),
+                                                   old.ports[p].addresses.end(), a) != old.ports[p].addresses.end();
+      if (!had) garps_.push_back({static_cast<uint16_t>(p), a.addr, next.garp_count, 0});
+    }
+  }
+}
+
+bool Management::check(const std::string& path, std::string& out) const {
+  LoadResult r = load_config(path);
+  if (auto* errs = std::get_if<std::vector<ConfigError>>(&r)) {
+    out = format_errors(*errs);
+    return false;
+  }
+  auto blockers = reload_blockers(*cfg_, std::get<Config>(r));
+  if (!blockers.empty()) {
+    out = "valid, but a reload cannot apply it:\n" + format_errors(blockers);
+    return false;
+  }
+  out = path + ": ok\n";
+  return true;
+}
+
+bool Management::reload(const std::string& path_in, std::string& out) {
+  const std::string path = path_in.empty() ? s_.config_path : path_in;
+  LoadResult r = path.empty() ? load_config("<built-in lab>", &builtin_lab_config()) : load_config(path);
+  std::vector<ConfigError> errs;
+  if (auto* e = std::get_if<std::vector<ConfigError>>(&r)) errs = *e;
+  else errs = reload_blockers(*cfg_, std::get<Config>(r));
+  if (!errs.empty()) {
+    c_.reloads_rejected++;
+    out = "reload rejected; the running configuration (generation " + std::to_string(generation_) +
+          ") stays:\n" + format_errors(errs);
+    log_error("%s", out.c_str());
+    return false;
+  }
+  auto next = std::make_shared<const Config>(std::move(std::get<Config>(r)));
+  std::shared_ptr<const Config> old = cfg_;
+  std::string err;
+  auto snap = build(next, err);
+  if (!snap) {
+    c_.reloads_rejected++;
+    out = "reload failed; the running configuration stays: " + err + "\n";
+    log_error("%s", out.c_str());
+    return false;
+  }
+  generation_ = snap->generation;
+  s_.snapshot->publish(std::move(snap), *s_.rcu);
+  if (!path.empty()) s_.config_path = path;
+  schedule_garp(*old, *next);
+  c_.reloads++;
+  out = "reloaded " + next->file + ": generation " + std::to_string(generation_) + "\n";
+  log_info("%s", out.substr(0, out.size() - 1).c_str());
+  return true;
+}
+
+// ---- sending -------------------------------------------------------------------------------
+
+void Management::inject(rte_mbuf* m, uint16_t port) {
+  meta(m).out_port = port;
+  rte_ring* r = s_.inject_rings[inject_rr_++ % s_.inject_rings.size()];
+  if (rte_ring_sp_enqueue(r, m) != 0) {
+    c_.inject_full++;
+    rte_pktmbuf_free(m);
+  }
+}
+
+void Management::finish_and_send(rte_mbuf* m, uint16_t port, const MacAddr& dst) {
+  PacketMeta& md = meta(m);
+  const Snapshot* snap = s_.snapshot->load();
+  auto* ip = ip_of(m);
+  const bool local = md.flags & meta_flags::kLocalOrigin;
+  if (md.l3_len > snap->ports[port].mtu) {
+    if (md.flags & meta_flags::kDontFragment) {
+      if (!local) icmp_error(m, kIcmpDestUnreach, 4, snap->ports[port].mtu);
+      rte_pktmbuf_free(m);
+      return;
+    }
+    if (!local) ipv4_dec_ttl(ip);
+    // rte_ipv4_fragment_packet wants the IP header first and leaves checksums to us.
+    rte_pktmbuf_adj(m, md.l3_off);
+    rte_mbuf* frags[RTE_LIBRTE_IP_FRAG_MAX_FRAG];
+    int n = rte_ipv4_fragment_packet(m, frags, RTE_LIBRTE_IP_FRAG_MAX_FRAG, snap->ports[port].mtu,
+                                     s_.ports->pool(), s_.ports->indirect_pool());
+    rte_pktmbuf_free(m);  // fragments hold their own references to the payload
+    if (n < 0) {
+      c_.fragment_failed++;
+      return;
+    }
+    c_.fragmented++;
+    for (int i = 0; i < n; ++i) {
+      rte_mbuf* f = frags[i];
+      auto* fip = rte_pktmbuf_mtod(f, rte_ipv4_hdr*);
+      fip->hdr_checksum = 0;
+      fip->hdr_checksum = rte_ipv4_cksum(fip);
+      if (rte_pktmbuf_linearize(f) != 0 || !rte_pktmbuf_prepend(f, kEthLen)) {
+        c_.fragment_failed++;
+        rte_pktmbuf_free(f);
+        continue;
+      }
+      std::memset(&meta(f), 0, sizeof(PacketMeta));
+      set_eth(f, dst, snap->ports[port].mac, RTE_ETHER_TYPE_IPV4);
+      c_.fragments_sent++;
+      inject(f, port);
+    }
+    return;
+  }
+  if (!local) ipv4_dec_ttl(ip);
+  if (md.l3_off != kEthLen) {  // re-home the Ethernet header directly before IP
+    rte_pktmbuf_adj(m, md.l3_off - kEthLen);
+    md.l3_off = kEthLen;
+  }
+  set_eth(m, dst, snap->ports[port].mac, RTE_ETHER_TYPE_IPV4);
+  inject(m, port);
+}
+
+// Routes a packet the fast path could not finish, or one we built (kLocalOrigin).
+void Management::send_ip(rte_mbuf* m) {
+  const Snapshot* snap = s_.snapshot->load();
+  PacketMeta& md = meta(m);
+  const uint32_t dst = rte_be_to_cpu_32(ip_of(m)->dst_addr);
+  uint32_t n;
+  if (snap->fib->lookup(dst, n) != 0) {
+    if (!(md.flags & meta_flags::kLocalOrigin)) icmp_error(m, kIcmpDestUnreach, 0, 0);
+    rte_pktmbuf_free(m);
+    return;
+  }
+  switch (nh::type(n)) {
+    case nh::kLocal:
+    case nh::kBlackhole:
+      rte_pktmbuf_free(m);
+      return;
+    case nh::kGlean:
+      neigh_->resolve(dst, static_cast<uint16_t>(nh::value(n)), m, now_ms());
+      return;
+    case nh::kAdj: {
+      const uint32_t slot = nh::value(n);
+      const uint64_t w = adj_->load(slot);
+      if (AdjTable::valid(w)) {
+        MacAddr mac;
+        AdjTable::copy_mac(w, mac.b.data());
+        finish_and_send(m, AdjTable::port(w), mac);
+      } else {
+        const uint32_t gw = adj_->ip_of(slot) ? adj_->ip_of(slot) : dst;
+        int port = cfg_->connected_port(gw);
+        if (port < 0) {
+          rte_pktmbuf_free(m);
+          return;
+        }
+        neigh_->resolve(gw, static_cast<uint16_t>(port), m, now_ms());
+      }
+      return;
+    }
+  }
+}
+
+void Management::icmp_error(rte_mbuf* orig, uint8_t type, uint8_t code, uint32_t extra) {
+  const PacketMeta& om = meta(orig);
+  const auto* oip = ip_of(orig);
+  const uint32_t osrc = rte_be_to_cpu_32(oip->src_addr);
+  const uint32_t odst = rte_be_to_cpu_32(oip->dst_addr);
+  bool about_error = false;
+  if (oip->next_proto_id == IPPROTO_ICMP && om.l4_off) {
+    const auto* ic = rte_pktmbuf_mtod_offset(orig, const rte_icmp_hdr*, om.l4_off);
+    if (om.l4_off + 1u <= orig->data_len) about_error = ic->icmp_type != RTE_IP_ICMP_ECHO_REQUEST && ic->icmp_type != RTE_IP_ICMP_ECHO_REPLY && ic->icmp_type != 13 && ic->icmp_type != 14;
+  }
+  // RFC 1812 4.3.2.7: no error about an error, a later fragment, or a non-unicast datagram.
+  if (about_error || (om.flags & meta_flags::kLaterFragment) || om.l2 != L2Class::kUnicast ||
+      is_multicast(odst) || odst == 0xffffffffu || is_martian_source(osrc)) {
+    c_.icmp_errors_suppressed++;
+    return;
+  }
+  const uint64_t now = rte_get_timer_cycles();
+  const double rate = cfg_->icmp_errors_per_sec;
+  icmp_tokens_ = std::min(rate, icmp_tokens_ + rate * static_cast<double>(now - icmp_last_) / static_cast<double>(hz_));
+  icmp_last_ = now;
+  if (icmp_tokens_ < 1.0) {
+    c_.icmp_errors_ratelimited++;
+    return;
+  }
+  icmp_tokens_ -= 1.0;
+
+  rte_mbuf* m = rte_pktmbuf_alloc(s_.ports->pool());
+  if (!m) {
+    c_.alloc_failed++;
+    return;
+  }
+  const uint16_t quote = static_cast<uint16_t>(std::min<uint32_t>(
+      om.l3_len, kIcmpErrorMax - sizeof(rte_ipv4_hdr) - sizeof(rte_icmp_hdr)));
+  const uint16_t l3 = static_cast<uint16_t>(sizeof(rte_ipv4_hdr) + sizeof(rte_icmp_hdr) + quote);
+  char* p = rte_pktmbuf_append(m, kEthLen + l3);
+  if (!p) {
+    rte_pktmbuf_free(m);
+    return;
+  }
+  PacketMeta& md = meta(m);
+  std::memset(&md, 0, sizeof md);
+  md.l3_off = kEthLen;
+  md.l3_len = l3;
+  md.l4_off = kEthLen + sizeof(rte_ipv4_hdr);
+  md.flags = meta_flags::kLocalOrigin;
+  md.ip_proto = IPPROTO_ICMP;
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(p + kEthLen);
+  std::memset(ip, 0, sizeof *ip);
+  ip->version_ihl = RTE_IPV4_VHL_DEF;
+  ip->total_length = rte_cpu_to_be_16(l3);
+  ip->time_to_live = 64;
+  ip->next_proto_id = IPPROTO_ICMP;
+  // RFC 1812 4.3.2.4: the source is an address of the interface the datagram arrived on.
+  ip->src_addr = rte_cpu_to_be_32(port_address(orig->port));
+  ip->dst_addr = oip->src_addr;
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  auto* ic = reinterpret_cast<rte_icmp_hdr*>(ip + 1);
+  ic->icmp_type = type;
+  ic->icmp_code = code;
+  ic->icmp_cksum = 0;
+  ic->icmp_ident = 0;
+  ic->icmp_seq_nb = rte_cpu_to_be_16(static_cast<uint16_t>(extra));  // RFC 1191 next-hop MTU
+  rte_memcpy(ic + 1, oip, quote);
+  ic->icmp_cksum = static_cast<uint16_t>(~rte_raw_cksum(ic, sizeof *ic + quote));
+  c_.icmp_errors_sent++;
+  send_ip(m);
+}
+
+// ---- punted packets ------------------------------------------------------------------------
+
+void Management::handle(rte_mbuf* m) {
+  c_.punts++;
+  switch (meta(m).punt) {
+    case PuntReason::kArp:
+      handle_arp(m);
+      return;
+    case PuntReason::kLocal:
+      handle_local(m);
+      return;
+    case PuntReason::kTtlExceeded:
+      icmp_error(m, kIcmpTimeExceeded, 0, 0);
+      rte_pktmbuf_free(m);
+      return;
+    case PuntReason::kNoRoute:
+      icmp_error(m, kIcmpDestUnreach, 0, 0);
+      rte_pktmbuf_free(m);
+      return;
+    case PuntReason::kNeighMiss:
+    case PuntReason::kFragNeeded:
+    case PuntReason::kFragment:
+      send_ip(m);
+      return;
+    default:
+      rte_pktmbuf_free(m);
+      return;
+  }
+}
+
+void Management::handle_arp(rte_mbuf* m) {
+  const uint16_t port = m->port;
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  auto* arp = rte_pktmbuf_mtod_offset(m, rte_arp_hdr*, kEthLen);
+  const uint16_t op = rte_be_to_cpu_16(arp->arp_opcode);
+  const uint32_t sip = rte_be_to_cpu_32(arp->arp_data.arp_sip);
+  const uint32_t tip = rte_be_to_cpu_32(arp->arp_data.arp_tip);
+  MacAddr sha;
+  std::memcpy(sha.b.data(), arp->arp_data.arp_sha.addr_bytes, 6);
+  const MacAddr my = s_.snapshot->load()->ports[port].mac;
+
+  bool ours_anywhere = false;
+  for (uint16_t p = 0; p < cfg_->ports.size(); ++p) ours_anywhere |= own_address(sip, p);
+  if (ours_anywhere) {
+    if (!(sha == my)) {
+      c_.arp_address_conflict++;
+      log_warn("ARP: %s claims our address %s on port %u", format_mac(sha).c_str(),
+               format_ipv4(sip).c_str(), port);
+    }
+    rte_pktmbuf_free(m);
+    return;
+  }
+  const bool target_ours = own_address(tip, port);
+  const int cport = cfg_->connected_port(sip);
+  bool learnable = sip != 0 && cport == port && !sha.is_multicast() && !sha.is_zero();
+  if (learnable) {
+    for (const IfAddr& a : cfg_->ports[port].addresses) {
+      Prefix pf = a.prefix();
+      if (pf.contains(sip) && (sip == pf.addr || sip == pf.broadcast())) learnable = false;
+    }
+  }
+  if (learnable) neigh_->learn(sip, sha, port, target_ours || op == RTE_ARP_OP_REPLY, now_ms());
+
+  if (op == RTE_ARP_OP_REQUEST && target_ours) {
+    // Answer in place (also ARP probes from 0.0.0.0, RFC 5227 2.1.1: we defend the address).
+    arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
+    arp->arp_data.arp_tha = arp->arp_data.arp_sha;
+    arp->arp_data.arp_tip = arp->arp_data.arp_sip;
+    std::memcpy(arp->arp_data.arp_sha.addr_bytes, my.b.data(), 6);
+    arp->arp_data.arp_sip = rte_cpu_to_be_32(tip);
+    eth->dst_addr = eth->src_addr;
+    std::memcpy(eth->src_addr.addr_bytes, my.b.data(), 6);
+    c_.arp_requests_answered++;
+    inject(m, port);
+    return;
+  }
+  if (op == RTE_ARP_OP_REPLY) c_.arp_replies_seen++;
+  else if (!learnable) c_.arp_ignored++;
+  rte_pktmbuf_free(m);
+}
+
+void Management::handle_local(rte_mbuf* m) {
+  PacketMeta& md = meta(m);
+  auto* ip = ip_of(m);
+  const uint32_t dst = rte_be_to_cpu_32(ip->dst_addr);
+  const bool unicast = own_address(dst, m->port) ||
+                       std::any_of(cfg_->ports.begin(), cfg_->ports.end(), [&](const PortConfig& p) {
+                         return std::any_of(p.addresses.begin(), p.addresses.end(),
+                                            [&](const IfAddr& a) { return a.addr == dst; });
+                       });
+  if (!unicast || md.l2 != L2Class::kUnicast) {
+    c_.local_unhandled++;
+    rte_pktmbuf_free(m);
+    return;
+  }
+  if (md.ip_proto == IPPROTO_ICMP && md.l4_off && !(md.flags & meta_flags::kFragment)) {
+    const uint16_t l4len = static_cast<uint16_t>(md.l3_len - (md.l4_off - md.l3_off));
+    auto* ic = rte_pktmbuf_mtod_offset(m, rte_icmp_hdr*, md.l4_off);
+    if (l4len >= sizeof(rte_icmp_hdr) && ic->icmp_type == RTE_IP_ICMP_ECHO_REQUEST &&
+        rte_raw_cksum(ic, l4len) == 0xffff) {
+      ic->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
+      ic->icmp_cksum = 0;
+      ic->icmp_cksum = static_cast<uint16_t>(~rte_raw_cksum(ic, l4len));
+      const rte_be32_t src = ip->src_addr;
+      ip->src_addr = ip->dst_addr;
+      ip->dst_addr = src;
+      ip->time_to_live = 64;
+      ip->hdr_checksum = 0;
+      ip->hdr_checksum = rte_ipv4_cksum(ip);
+      md.flags |= meta_flags::kLocalOrigin;
+      c_.icmp_echo_answered++;
+      send_ip(m);
+      return;
+    }
+    c_.local_unhandled++;
+  } else if (md.ip_proto == IPPROTO_UDP) {
+    icmp_error(m, kIcmpDestUnreach, 3, 0);  // port unreachable (RFC 1122 3.2.2.1)
+    c_.local_unhandled++;
+  } else if (md.ip_proto != IPPROTO_TCP && md.ip_proto != IPPROTO_ICMP) {
+    icmp_error(m, kIcmpDestUnreach, 2, 0);  // protocol unreachable
+    c_.local_unhandled++;
+  } else {
+    c_.local_unhandled++;
+  }
+  rte_pktmbuf_free(m);
+}
+
+// ---- NeighActions --------------------------------------------------------------------------
+
+void Management::send_request(uint16_t port, uint32_t target, const MacAddr* dst) {
+  rte_mbuf* m = rte_pktmbuf_alloc(s_.ports->pool());
+  if (!m) {
+    c_.alloc_failed++;
+    return;
+  }
+  char* p = rte_pktmbuf_append(m, kEthLen + sizeof(rte_arp_hdr));
+  std::memset(&meta(m), 0, sizeof(PacketMeta));
+  const MacAddr my = s_.snapshot->load() ? s_.snapshot->load()->ports[port].mac : s_.ports->mac(port);
+  const MacAddr bcast = MacAddr::from_u64(0xffffffffffffULL);
+  set_eth(m, dst ? *dst : bcast, my, RTE_ETHER_TYPE_ARP);
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(p + kEthLen);
+  arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
+  arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+  arp->arp_hlen = 6;
+  arp->arp_plen = 4;
+  arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST);
+  std::memcpy(arp->arp_data.arp_sha.addr_bytes, my.b.data(), 6);
+  uint32_t sip = port_address(port);
+  for (const IfAddr& a : cfg_->ports[port].addresses)
+    if (a.prefix().contains(target)) sip = a.addr;
+  if (garp_sip_ != 0) sip = garp_sip_;  // gratuitous: sender == target
+  arp->arp_data.arp_sip = rte_cpu_to_be_32(sip);
+  std::memset(arp->arp_data.arp_tha.addr_bytes, 0, 6);
+  arp->arp_data.arp_tip = rte_cpu_to_be_32(target);
+  inject(m, port);
+}
+
+void Management::publish(uint32_t slot, uint32_t ip, const MacAddr& mac, uint16_t port) {
+  adj_->publish(slot, ip, mac, port);
+  Snapshot* cur = s_.snapshot->mutable_current();
+  if (!cur) return;
+  bool configured = std::any_of(cur->rib.begin(), cur->rib.end(),
+                                [&](const RibEntry& e) { return e.prefix == Prefix{ip, 32}; });
+  if (!configured) cur->fib->add({ip, 32}, nh::make(nh::kAdj, slot));
+}
+
+void Management::unpublish(uint32_t slot, uint32_t ip) {
+  adj_->clear(slot);
+  Snapshot* cur = s_.snapshot->mutable_current();
+  if (!cur) return;
+  bool configured = std::any_of(cur->rib.begin(), cur->rib.end(),
+                                [&](const RibEntry& e) { return e.prefix == Prefix{ip, 32}; });
+  if (!configured) cur->fib->del({ip, 32});
+}
+
+void Management::transmit(void* pkt, uint16_t port, const MacAddr& dst) {
+  finish_and_send(static_cast<rte_mbuf*>(pkt), port, dst);
+}
+
+void Management::unreachable(void* pkt) {
+  auto* m = static_cast<rte_mbuf*>(pkt);
+  c_.neigh_unreachable++;
+  if (!(meta(m).flags & meta_flags::kLocalOrigin)) icmp_error(m, kIcmpDestUnreach, 1, 0);
+  rte_pktmbuf_free(m);
+}
+
+void Management::discard(void* pkt) {
+  c_.neigh_queue_dropped++;
+  rte_pktmbuf_free(static_cast<rte_mbuf*>(pkt));
+}
+
+// ---- loop ----------------------------------------------------------------------------------
+
+void Management::timers() {
+  const uint64_t now = now_ms();
+  neigh_->tick(now);
+  for (Garp& g : garps_) {
+    if (g.left == 0 || now < g.next_ms) continue;
+    if (g.port >= cfg_->ports.size()) {
+      g.left = 0;
+      continue;
+    }
+    garp_sip_ = g.addr;
+    send_request(g.port, g.addr, nullptr);
+    garp_sip_ = 0;
+    c_.garp_sent++;
+    g.left--;
+    g.next_ms = now + 1000;  // keepalived's spacing: one a second
+  }
+  garps_.erase(std::remove_if(garps_.begin(), garps_.end(), [](const Garp& g) { return g.left == 0; }),
+               garps_.end());
+}
+
+int Management::run() {
+  rte_mbuf* pkts[kMaxBurst];
+  while (!s_.stop->load(std::memory_order_relaxed)) {
+    unsigned total = 0;
+    for (rte_ring* r : s_.punt_rings) {
+      unsigned n = rte_ring_sc_dequeue_burst(r, reinterpret_cast<void**>(pkts), kMaxBurst, nullptr);
+      for (unsigned i = 0; i < n; ++i) handle(pkts[i]);
+      total += n;
+    }
+    if (s_.reload_requested->exchange(false)) {
+      std::string out;
+      log_info("SIGHUP: reloading %s", s_.config_path.empty() ? "the built-in lab configuration" : s_.config_path.c_str());
+      reload("", out);
+    }
+    control_->poll(*this);
+    const uint64_t now = rte_get_timer_cycles();
+    if (now >= next_tick_) {
+      timers();
+      next_tick_ = now + hz_ / 10;
+    }
+    s_.rcu->reclaim();
+    // The management lcore shares a CPU with the rest of the system: it sleeps when idle.
+    if (total == 0) rte_delay_us_sleep(100);
+  }
+  control_.reset();
+  return 0;
+}
+
+}  // namespace nf

@@ -1,0 +1,127 @@
+#include "nf/runtime/worker.h"
+
+#include <rte_cycles.h>
+
+#include "drivers-glue/ports.h"
+#include "nf/net/parse.h"
+
+namespace nf {
+
+Worker::Worker(WorkerSetup s) : s_(std::move(s)) {
+  nb_ports_ = s_.ports->count();
+  emit_.set_nb_ports(nb_ports_);
+}
+
+void Worker::flush_port(uint16_t port) {
+  Emit::TxBuf& b = emit_.txbuf(port);
+  if (b.n == 0) return;
+  uint16_t sent = s_.ports->tx(port, s_.id, b.pkts, b.n);
+  c_.ports[port].tx += sent;
+  if (sent < b.n) [[unlikely]] {
+    c_.ports[port].tx_refused += b.n - sent;
+    rte_pktmbuf_free_bulk(b.pkts + sent, b.n - sent);
+  }
+  b.n = 0;
+}
+
+void Worker::flush_all() {
+  for (uint16_t p = 0; p < nb_ports_; ++p) flush_port(p);
+}
+
+void Worker::process_burst(Burst& in, const StageCtx& ctx) {
+  const size_t nstages = s_.chain.size();
+  Burst* cur = &in;
+  for (size_t i = 0; i < nstages && cur->n; ++i) {
+    StageCounters& sc = c_.stages[i];
+    emit_.begin_stage(&sc);
+    const uint64_t t0 = rte_rdtsc();
+    s_.chain[i]->process(*cur, ctx, emit_);
+    sc.cycles += rte_rdtsc() - t0;
+    sc.calls++;
+    sc.pkts += cur->n;
+    cur = &emit_.next_burst();
+  }
+  if (cur != &in && cur->n) [[unlikely]] {
+    c_.chain_end += cur->n;
+    rte_pktmbuf_free_bulk(cur->pkts, cur->n);
+  }
+
+  Burst& pb = emit_.punts();
+  if (pb.n) {
+    for (uint16_t i = 0; i < pb.n; ++i) c_.punt_by_reason[static_cast<int>(meta(pb.pkts[i]).punt)]++;
+    unsigned q = rte_ring_sp_enqueue_burst(s_.punt_ring, reinterpret_cast<void**>(pb.pkts), pb.n, nullptr);
+    if (q < pb.n) [[unlikely]] {
+      c_.punt_ring_full += pb.n - q;
+      rte_pktmbuf_free_bulk(pb.pkts + q, pb.n - q);
+    }
+    pb.n = 0;
+  }
+  Burst& db = emit_.drops();
+  if (db.n) {
+    rte_pktmbuf_free_bulk(db.pkts, db.n);
+    db.n = 0;
+  }
+  for (uint16_t p = 0; p < nb_ports_; ++p)
+    if (emit_.txbuf(p).n >= kMaxBurst) flush_port(p);
+}
+
+int Worker::run() {
+  s_.rcu->online(s_.id);
+  uint64_t last_drain = rte_rdtsc();
+  Burst b;
+  StageCtx ctx{nullptr, 0, s_.id};
+  while (!s_.stop->load(std::memory_order_relaxed)) {
+    // The snapshot is loaded at a burst boundary and held until the quiescent report below.
+    const Snapshot* snap = s_.snapshot->load();
+    ctx.snap = snap;
+    c_.snapshot_generation = snap->generation;
+    const uint64_t t0 = rte_rdtsc();
+    ctx.now_tsc = t0;
+    bool busy = false;
+    for (uint16_t p = 0; p < nb_ports_; ++p) {
+      b.n = s_.ports->rx(p, s_.id, b.pkts, kMaxBurst);
+      if (!b.n) continue;
+      busy = true;
+      c_.ports[p].rx += b.n;
+      const PortView& pv = snap->ports[p];
+      const uint32_t max_frame = pv.mtu + RTE_ETHER_HDR_LEN + 4;
+      for (uint16_t i = 0; i < b.n; ++i) {
+        rte_mbuf* m = b.pkts[i];
+        if (i + 1 < b.n) rte_prefetch0(rte_pktmbuf_mtod(b.pkts[i + 1], void*));
+        m->port = p;  // from here on, a port is its configuration index
+        parse_frame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, pv.mac, max_frame, meta(m));
+      }
+      process_burst(b, ctx);
+    }
+
+    rte_mbuf* inj[kMaxBurst];
+    unsigned ni = rte_ring_sc_dequeue_burst(s_.inject_ring, reinterpret_cast<void**>(inj), kMaxBurst, nullptr);
+    if (ni) {
+      busy = true;
+      c_.injected += ni;
+      for (unsigned i = 0; i < ni; ++i) {
+        uint16_t port = meta(inj[i]).out_port;
+        Emit::TxBuf& tb = emit_.txbuf(port);
+        tb.pkts[tb.n++] = inj[i];
+        if (tb.n >= kMaxBurst) flush_port(port);
+      }
+    }
+
+    const uint64_t now = rte_rdtsc();
+    if (now - last_drain >= s_.drain_tsc) {
+      flush_all();
+      last_drain = now;
+    }
+    c_.loops++;
+    if (busy) {
+      c_.busy_loops++;
+      c_.busy_cycles += now - t0;
+    }
+    s_.rcu->quiescent(s_.id);
+  }
+  flush_all();
+  s_.rcu->offline(s_.id);
+  return 0;
+}
+
+}  // namespace nf

@@ -1,0 +1,80 @@
+// A worker lcore: run to completion over one RX queue of every port.
+//
+// Loop: for each port, receive a burst, parse each frame once into PacketMeta, run the stage
+// chain, hand punts to the management ring, free drops, transmit full TX buffers; then take
+// what the management lcore injected; drain partial TX buffers every tx_drain_us; report a
+// quiescent state (RCU) and reload the snapshot pointer. Nothing on this path allocates,
+// locks or makes a system call.
+#pragma once
+
+#include <rte_ring.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "nf/core/stage.h"
+#include "nf/runtime/rcu.h"
+#include "nf/runtime/snapshot.h"
+
+namespace nf::glue {
+class Ports;
+}
+
+namespace nf {
+
+// Written by the worker only; read (racily, 64-bit aligned) by the management lcore.
+struct alignas(64) WorkerCounters {
+  StageCounters stages[kMaxStages];
+  struct alignas(64) Port {
+    uint64_t rx;
+    uint64_t tx;
+    uint64_t tx_refused;  // the PMD did not take them: freed
+  } ports[kMaxPorts];
+  uint64_t punt_by_reason[static_cast<int>(PuntReason::kCount)];
+  uint64_t punt_ring_full;
+  uint64_t injected;
+  uint64_t chain_end;  // left the last stage with `next`: dropped
+  uint64_t loops;
+  uint64_t busy_loops;
+  uint64_t busy_cycles;
+  uint64_t snapshot_generation;
+};
+
+struct WorkerSetup {
+  uint16_t id;     // worker index == RX/TX queue index == RCU reader id
+  uint32_t lcore;
+  const glue::Ports* ports;
+  std::vector<std::unique_ptr<Stage>> chain;
+  rte_ring* punt_ring;    // worker -> management (SP/SC)
+  rte_ring* inject_ring;  // management -> worker (SP/SC); mbufs carry meta.out_port
+  Rcu* rcu;
+  const Published<Snapshot>* snapshot;
+  const std::atomic<bool>* stop;
+  uint64_t drain_tsc;
+};
+
+class Worker {
+ public:
+  explicit Worker(WorkerSetup s);
+  int run();  // the lcore entry point
+  const WorkerCounters& counters() const { return c_; }
+  uint16_t id() const { return s_.id; }
+  uint32_t lcore() const { return s_.lcore; }
+
+  // One burst through the chain and Emit's flush, without ethdev RX: the worker loop and the
+  // tests/benchmarks share it.
+  void process_burst(Burst& b, const StageCtx& ctx);
+  void flush_port(uint16_t port);
+  void flush_all();
+
+ private:
+  WorkerSetup s_;
+  WorkerCounters c_{};
+  Emit emit_;
+  uint16_t nb_ports_;
+  uint32_t max_frame_[kMaxPorts];
+};
+
+}  // namespace nf

@@ -1,0 +1,32 @@
+// The built-in stages, by the name the configuration's `pipeline` list uses. Later network
+// functions (dhcp, gslb_dns, l4_lb, l7_http) add one line each.
+#include <array>
+
+#include "nf/core/stage.h"
+#include "pipelines/ip4/forward_stage.h"
+#include "pipelines/ip4/input_stage.h"
+
+namespace nf {
+namespace {
+
+template <typename S>
+std::unique_ptr<Stage> make(uint16_t /*worker*/) {
+  return std::make_unique<S>();
+}
+
+const std::array<StageDescriptor, 2> kStages = {{
+    {"input", ip4::InputStage::kDropNames, &make<ip4::InputStage>},
+    {"ip4_forward", ip4::ForwardStage::kDropNames, &make<ip4::ForwardStage>},
+}};
+
+}  // namespace
+
+std::span<const StageDescriptor> stage_registry() { return kStages; }
+
+const StageDescriptor* find_stage(std::string_view name) {
+  for (const auto& s : kStages)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+}  // namespace nf
