@@ -428,7 +428,7 @@ LoadResult load_config(const std::string& file, const std::string* text) {
     }
     lc.readString(body);
   } catch (const libconfig::ParseException& e) {
-    return std::vector<ConfigError>{{file, e.getLine(), "", std::string("syntax error: ") + e.getError()}};
+    return std::vector<ConfigError>{{file, e.getLine(), "", e.getError()}};
   }
 
   Diag d(file);

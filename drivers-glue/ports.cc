@@ -47,7 +47,9 @@ std::vector<std::string> eal_args(const Config& c, const char* argv0, bool no_hu
   for (uint32_t w : c.worker_lcores) map += "," + std::to_string(w) + "@" + std::to_string(w % ncpus);
   a.push_back("--lcores=" + map);
   a.push_back("--main-lcore=" + std::to_string(c.management_lcore));
-  a.push_back("--in-memory");
+  // --no-huge implies legacy memory, which --in-memory refuses; --no-shconf keeps the same
+  // "no files left behind" property for that mode.
+  a.push_back(no_huge ? "--no-shconf" : "--in-memory");
   bool any_pci = false;
   for (const auto& p : c.ports) {
     if (p.is_vdev()) {

@@ -4,6 +4,8 @@
 #include <rte_lcore.h>
 #include <rte_rcu_qsbr.h>
 
+#include <algorithm>
+
 namespace nf {
 
 std::unique_ptr<Fib> Fib::create(const std::string& name, const std::vector<RibEntry>& rib,
@@ -27,7 +29,12 @@ std::unique_ptr<Fib> Fib::create(const std::string& name, const std::vector<RibE
       return nullptr;
     }
   }
-  for (const RibEntry& e : rib) {
+  // Shorter prefixes first, so a default route expanded into two /1s (see add) never
+  // overwrites a configured /1.
+  std::vector<RibEntry> sorted = rib;
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const RibEntry& a, const RibEntry& b) { return a.prefix.len < b.prefix.len; });
+  for (const RibEntry& e : sorted) {
     if (int rc = f->add(e.prefix, e.nh); rc != 0) {
       err = "rte_lpm_add(" + format_prefix(e.prefix) + "): " + rte_strerror(-rc);
       return nullptr;

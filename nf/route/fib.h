@@ -32,8 +32,22 @@ class Fib {
   void lookup_bulk(const uint32_t* addrs, uint32_t* out, unsigned n) const {
     rte_lpm_lookup_bulk(lpm_, addrs, out, n);
   }
-  int add(const Prefix& p, uint32_t nh) { return rte_lpm_add(lpm_, p.addr, p.len, nh); }
-  int del(const Prefix& p) { return rte_lpm_delete(lpm_, p.addr, p.len); }
+  // rte_lpm has no depth 0: a default route is stored as 0.0.0.0/1 + 128.0.0.0/1, which
+  // match exactly what /0 matches and lose to every longer prefix.
+  int add(const Prefix& p, uint32_t nh) {
+    if (p.len == 0) {
+      int rc = rte_lpm_add(lpm_, 0, 1, nh);
+      return rc ? rc : rte_lpm_add(lpm_, 0x80000000u, 1, nh);
+    }
+    return rte_lpm_add(lpm_, p.addr, p.len, nh);
+  }
+  int del(const Prefix& p) {
+    if (p.len == 0) {
+      int rc = rte_lpm_delete(lpm_, 0, 1);
+      return rc ? rc : rte_lpm_delete(lpm_, 0x80000000u, 1);
+    }
+    return rte_lpm_delete(lpm_, p.addr, p.len);
+  }
 
  private:
   explicit Fib(rte_lpm* l) : lpm_(l) {}
