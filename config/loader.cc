@@ -39,7 +39,8 @@ const char* type_name(Setting::Type t) {
 }
 
 long long as_int(const Setting& s) {
-  return s.getType() == Setting::TypeInt64 ? static_cast<long long>(s) : static_cast<long long>(static_cast<int>(s));
+  return s.getType() == Setting::TypeInt64 ? static_cast<long long>(s)
+                                           : static_cast<long long>(static_cast<int>(s));
 }
 
 // Collects located errors for one load.
@@ -59,7 +60,9 @@ class Diag {
 std::string join(const std::string& base, const std::string& name) {
   return base.empty() ? name : base + "." + name;
 }
-std::string index(const std::string& base, int i) { return base + "[" + std::to_string(i) + "]"; }
+std::string index(const std::string& base, int i) {
+  return base + "[" + std::to_string(i) + "]";
+}
 
 // Reads the members of one group and reports any member it was not asked for, so a typo in a
 // setting name is an error instead of a silently ignored line.
@@ -83,8 +86,8 @@ class Group {
       return nullptr;
     }
     const Setting& c = s_[name];
-    bool ok = c.getType() == want ||
-              (want == Setting::TypeInt && c.getType() == Setting::TypeInt64);
+    bool ok =
+        c.getType() == want || (want == Setting::TypeInt && c.getType() == Setting::TypeInt64);
     if (!ok) {
       d_.error(c, join(path_, name),
                std::string("must be ") + type_name(want) + ", not " + type_name(c.getType()));
@@ -182,8 +185,9 @@ void read_lcores(Diag& d, Group& root, Config& c) {
     }
     long long v = as_int(e);
     if (v < 0 || v >= kMaxLcore) {
-      d.error(e, p, "lcore " + std::to_string(v) + " out of range [0, " +
-                        std::to_string(kMaxLcore - 1) + "]");
+      d.error(e, p,
+              "lcore " + std::to_string(v) + " out of range [0, " + std::to_string(kMaxLcore - 1) +
+                  "]");
       continue;
     }
     if (!used.insert(static_cast<uint32_t>(v)).second) {
@@ -216,33 +220,35 @@ void read_ports(Diag& d, Group& root, Config& c) {
     g.u16("mtu", p.mtu, 68, 9000);
     g.u16("rx_desc", p.rx_desc, 64, 8192);
     g.u16("tx_desc", p.tx_desc, 64, 8192);
-    g.strings("addresses", false, [&](const Setting& e, const std::string& path, std::string v) {
-      auto a = parse_ifaddr(v);
-      if (!a || a->len > 30 || a->len == 0) {
-        d.error(e, path, "bad interface address \"" + v + "\" (want a.b.c.d/len, len 1..30)");
-        return;
-      }
-      Prefix pf = a->prefix();
-      if (a->addr == pf.addr || a->addr == pf.broadcast() || is_martian_source(a->addr)) {
-        d.error(e, path, "\"" + v + "\" is not a usable host address in its prefix");
-        return;
-      }
-      // Overlapping connected prefixes make forwarding ambiguous: refused outright.
-      auto clash = [&](const PortConfig& other, const std::string& other_name) {
-        for (const IfAddr& o : other.addresses) {
-          if (o.prefix().overlaps(pf)) {
-            d.error(e, path, "prefix " + format_prefix(pf) + " overlaps " + format_prefix(o.prefix()) +
-                                 " on port \"" + other_name + "\"");
-            return true;
+    g.strings(
+        "addresses", false, [&](const Setting& e, const std::string& path, const std::string& v) {
+          auto a = parse_ifaddr(v);
+          if (!a || a->len > 30 || a->len == 0) {
+            d.error(e, path, "bad interface address \"" + v + "\" (want a.b.c.d/len, len 1..30)");
+            return;
           }
-        }
-        return false;
-      };
-      for (const PortConfig& o : c.ports)
-        if (clash(o, o.name)) return;
-      if (clash(p, p.name)) return;
-      p.addresses.push_back(*a);
-    });
+          Prefix pf = a->prefix();
+          if (a->addr == pf.addr || a->addr == pf.broadcast() || is_martian_source(a->addr)) {
+            d.error(e, path, "\"" + v + "\" is not a usable host address in its prefix");
+            return;
+          }
+          // Overlapping connected prefixes make forwarding ambiguous: refused outright.
+          auto clash = [&](const PortConfig& other, const std::string& other_name) {
+            for (const IfAddr& o : other.addresses) {
+              if (o.prefix().overlaps(pf)) {
+                d.error(e, path,
+                        "prefix " + format_prefix(pf) + " overlaps " + format_prefix(o.prefix()) +
+                            " on port \"" + other_name + "\"");
+                return true;
+              }
+            }
+            return false;
+          };
+          for (const PortConfig& o : c.ports)
+            if (clash(o, o.name)) return;
+          if (clash(p, p.name)) return;
+          p.addresses.push_back(*a);
+        });
     if (!p.name.empty()) {
       if (c.port_index(p.name) >= 0)
         d.error(g.setting()["name"], g.path() + ".name", "duplicate port name \"" + p.name + "\"");
@@ -287,7 +293,8 @@ void read_routes(Diag& d, Group& root, Config& c) {
       return;
     }
     if (r.blackhole == has_via) {
-      d.error(g.setting(), g.path(), "a route needs exactly one of \"via\" or \"blackhole = true\"");
+      d.error(g.setting(), g.path(),
+              "a route needs exactly one of \"via\" or \"blackhole = true\"");
       return;
     }
     if (has_via) {
@@ -317,8 +324,8 @@ void read_routes(Diag& d, Group& root, Config& c) {
       for (const auto& ia : p.addresses)
         if (ia.prefix() == r.prefix) {
           d.error(g.setting(), g.path(),
-                  "route " + format_prefix(r.prefix) + " duplicates the connected prefix of port \"" +
-                      p.name + "\"");
+                  "route " + format_prefix(r.prefix) +
+                      " duplicates the connected prefix of port \"" + p.name + "\"");
           return;
         }
     c.routes.push_back(r);
@@ -345,10 +352,14 @@ void read_neighbours(Diag& d, Group& root, Config& c) {
       auto ip = parse_ipv4(a);
       auto mac = parse_mac(m);
       int pi = c.port_index(port);
-      if (!ip) return d.error(e.setting()["address"], e.path() + ".address", "bad IPv4 address \"" + a + "\"");
+      if (!ip)
+        return d.error(e.setting()["address"], e.path() + ".address",
+                       "bad IPv4 address \"" + a + "\"");
       if (!mac || mac->is_multicast())
-        return d.error(e.setting()["mac"], e.path() + ".mac", "bad unicast MAC address \"" + m + "\"");
-      if (pi < 0) return d.error(e.setting()["port"], e.path() + ".port", "no port named \"" + port + "\"");
+        return d.error(e.setting()["mac"], e.path() + ".mac",
+                       "bad unicast MAC address \"" + m + "\"");
+      if (pi < 0)
+        return d.error(e.setting()["port"], e.path() + ".port", "no port named \"" + port + "\"");
       if (c.connected_port(*ip) != pi)
         return d.error(e.setting()["address"], e.path() + ".address",
                        a + " is not in a connected prefix of port \"" + port + "\"");
@@ -362,23 +373,26 @@ void read_neighbours(Diag& d, Group& root, Config& c) {
 
 void read_pipeline(Diag& d, Group& root, Config& c) {
   bool given = false;
-  root.strings("pipeline", false, [&](const Setting& e, const std::string& path, std::string v) {
-    given = true;
-    if (!find_stage(v)) {
-      std::string known;
-      for (const auto& sd : stage_registry()) known += (known.empty() ? "" : ", ") + std::string(sd.name);
-      d.error(e, path, "unknown stage \"" + v + "\" (known: " + known + ")");
-      return;
-    }
-    if (std::find(c.pipeline.begin(), c.pipeline.end(), v) != c.pipeline.end()) {
-      d.error(e, path, "stage \"" + v + "\" appears twice");
-      return;
-    }
-    c.pipeline.push_back(v);
-  });
+  root.strings("pipeline", false,
+               [&](const Setting& e, const std::string& path, const std::string& v) {
+                 given = true;
+                 if (!find_stage(v)) {
+                   std::string known;
+                   for (const auto& sd : stage_registry())
+                     known += (known.empty() ? "" : ", ") + std::string(sd.name);
+                   d.error(e, path, "unknown stage \"" + v + "\" (known: " + known + ")");
+                   return;
+                 }
+                 if (std::find(c.pipeline.begin(), c.pipeline.end(), v) != c.pipeline.end()) {
+                   d.error(e, path, "stage \"" + v + "\" appears twice");
+                   return;
+                 }
+                 c.pipeline.push_back(v);
+               });
   if (!given) c.pipeline = {"input", "ip4_forward"};
   if (c.pipeline.size() > kMaxStages) {
-    d.error(root.setting()["pipeline"], "pipeline", "too many stages (at most " + std::to_string(kMaxStages) + ")");
+    d.error(root.setting()["pipeline"], "pipeline",
+            "too many stages (at most " + std::to_string(kMaxStages) + ")");
   }
   if (!c.pipeline.empty() && c.pipeline.front() != "input" && root.setting().exists("pipeline"))
     d.error(root.setting()["pipeline"], "pipeline", "the first stage must be \"input\"");
@@ -449,7 +463,8 @@ LoadResult load_config(const std::string& file, const std::string* text) {
     }
     if (const Setting* s = root.find("control", Setting::TypeGroup, false)) {
       Group g(d, *s, "control");
-      if (g.str("socket", c.control_socket) && (c.control_socket.empty() || c.control_socket[0] != '/'))
+      if (g.str("socket", c.control_socket) &&
+          (c.control_socket.empty() || c.control_socket[0] != '/'))
         d.error((*s)["socket"], "control.socket", "must be an absolute path");
     }
     if (const Setting* s = root.find("icmp", Setting::TypeGroup, false)) {
@@ -462,7 +477,9 @@ LoadResult load_config(const std::string& file, const std::string* text) {
     }
     if (const Setting* s = root.find("eal", Setting::TypeGroup, false)) {
       Group g(d, *s, "eal");
-      g.strings("args", false, [&](const Setting&, const std::string&, std::string v) { c.eal_args.push_back(v); });
+      g.strings("args", false, [&](const Setting&, const std::string&, const std::string& v) {
+        c.eal_args.push_back(v);
+      });
     }
     root.u32("tx_drain_us", c.tx_drain_us, 10, 100000);
   }

@@ -16,12 +16,14 @@ namespace {
 
 // A symmetric Toeplitz key (0x6d5a repeated): both directions of a flow hash to the same
 // queue, which the stateful stages of later releases (NAT flow tables) rely on.
-uint8_t kSymmetricRssKey[40] = {
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
-    0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a};
+uint8_t kSymmetricRssKey[40] = {0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+                                0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+                                0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a,
+                                0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a, 0x6d, 0x5a};
 
-std::string device_name(const std::string& dev) { return dev.substr(0, dev.find(',')); }
+std::string device_name(const std::string& dev) {
+  return dev.substr(0, dev.find(','));
+}
 
 // af_packet opens one socket per queue pair in one fanout group: it needs exactly as many
 // queue pairs as there are workers, or frames hashed to a spare socket are never read.
@@ -40,11 +42,14 @@ uint32_t max_frame_size(const Config& c) {
   return mtu + RTE_ETHER_HDR_LEN + 4;
 }
 
-std::vector<std::string> eal_args(const Config& c, const char* argv0, bool no_huge, unsigned ncpus) {
+std::vector<std::string> eal_args(const Config& c, const char* argv0, bool no_huge,
+                                  unsigned ncpus) {
   std::vector<std::string> a{argv0};
   // lcore L runs on CPU L mod ncpus: configurations written for bigger machines still start.
-  std::string map = std::to_string(c.management_lcore) + "@" + std::to_string(c.management_lcore % ncpus);
-  for (uint32_t w : c.worker_lcores) map += "," + std::to_string(w) + "@" + std::to_string(w % ncpus);
+  std::string map =
+      std::to_string(c.management_lcore) + "@" + std::to_string(c.management_lcore % ncpus);
+  for (uint32_t w : c.worker_lcores)
+    map += "," + std::to_string(w) + "@" + std::to_string(w % ncpus);
   a.push_back("--lcores=" + map);
   a.push_back("--main-lcore=" + std::to_string(c.management_lcore));
   // --no-huge implies legacy memory, which --in-memory refuses; --no-shconf keeps the same
@@ -93,10 +98,11 @@ std::string Ports::setup(const Config& c) {
   data_room_ = max_frame_size(c);
   uint32_t room = std::max<uint32_t>(data_room_, 2048) + RTE_PKTMBUF_HEADROOM;
   uint16_t priv = RTE_ALIGN(sizeof(PacketMeta), RTE_MBUF_PRIV_ALIGN);
-  pool_ = rte_pktmbuf_pool_create("nf_mbuf", c.mbufs, c.mbuf_cache, priv, static_cast<uint16_t>(room),
-                                  static_cast<int>(rte_socket_id()));
+  pool_ = rte_pktmbuf_pool_create("nf_mbuf", c.mbufs, c.mbuf_cache, priv,
+                                  static_cast<uint16_t>(room), static_cast<int>(rte_socket_id()));
   if (!pool_) return std::string("cannot create the mbuf pool: ") + rte_strerror(rte_errno);
-  indirect_ = rte_pktmbuf_pool_create("nf_indirect", 2047, 32, 0, 0, static_cast<int>(rte_socket_id()));
+  indirect_ =
+      rte_pktmbuf_pool_create("nf_indirect", 2047, 32, 0, 0, static_cast<int>(rte_socket_id()));
   if (!indirect_) return std::string("cannot create the indirect pool: ") + rte_strerror(rte_errno);
 
   for (size_t i = 0; i < c.ports.size(); ++i) {
@@ -104,13 +110,15 @@ std::string Ports::setup(const Config& c) {
     uint16_t id;
     std::string name = device_name(p.device);
     if (rte_eth_dev_get_port_by_name(name.c_str(), &id) != 0)
-      return "port \"" + p.name + "\": no ethdev named \"" + name + "\" (device \"" + p.device + "\")";
+      return "port \"" + p.name + "\": no ethdev named \"" + name + "\" (device \"" + p.device +
+             "\")";
     rte_eth_dev_info info{};
     if (int rc = rte_eth_dev_info_get(id, &info); rc != 0)
       return "port \"" + p.name + "\": rte_eth_dev_info_get: " + rte_strerror(-rc);
     if (info.max_rx_queues < nq || info.max_tx_queues < nq)
       return "port \"" + p.name + "\": device has " + std::to_string(info.max_rx_queues) + " RX/" +
-             std::to_string(info.max_tx_queues) + " TX queues, " + std::to_string(nq) + " workers need one each";
+             std::to_string(info.max_tx_queues) + " TX queues, " + std::to_string(nq) +
+             " workers need one each";
     rte_eth_conf conf{};
     bool rss = nq > 1 && info.flow_type_rss_offloads != 0;
     if (rss) {
@@ -178,8 +186,10 @@ PortStats Ports::stats(uint16_t port) const {
   rte_eth_stats_get(ids_[port], &s);
   rte_eth_link l{};
   rte_eth_link_get_nowait(ids_[port], &l);
-  return {s.ipackets, s.opackets, s.ibytes, s.obytes, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf,
-          l.link_status == RTE_ETH_LINK_UP, l.link_speed};
+  return {s.ipackets,  s.opackets,  s.ibytes,
+          s.obytes,    s.imissed,   s.ierrors,
+          s.oerrors,   s.rx_nombuf, l.link_status == RTE_ETH_LINK_UP,
+          l.link_speed};
 }
 
 }  // namespace nf::glue

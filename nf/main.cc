@@ -37,7 +37,9 @@ int usage() {
   return 2;
 }
 
-int worker_main(void* arg) { return static_cast<nf::Worker*>(arg)->run(); }
+int worker_main(void* arg) {
+  return static_cast<nf::Worker*>(arg)->run();
+}
 
 }  // namespace
 
@@ -46,10 +48,14 @@ int main(int argc, char** argv) {
   bool print_eal = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if ((a == "--config" || a == "-c") && i + 1 < argc) path = argv[++i];
-    else if (a == "--check" && i + 1 < argc) check = argv[++i];
-    else if (a == "--print-eal-args") print_eal = true;
-    else return usage();
+    if ((a == "--config" || a == "-c") && i + 1 < argc)
+      path = argv[++i];
+    else if (a == "--check" && i + 1 < argc)
+      check = argv[++i];
+    else if (a == "--print-eal-args")
+      print_eal = true;
+    else
+      return usage();
   }
   if (!check.empty()) {
     nf::LoadResult r = nf::load_config(check);
@@ -68,7 +74,8 @@ int main(int argc, char** argv) {
   }
   auto cfg = std::make_shared<const nf::Config>(std::move(std::get<nf::Config>(r)));
   if (print_eal) {
-    for (const auto& a : nf::glue::eal_args(*cfg, argv[0], false, std::max(1u, std::thread::hardware_concurrency())))
+    for (const auto& a : nf::glue::eal_args(*cfg, argv[0], false,
+                                            std::max(1u, std::thread::hardware_concurrency())))
       std::cout << a << "\n";
     return 0;
   }
@@ -97,8 +104,10 @@ int main(int argc, char** argv) {
   std::vector<rte_ring*> punt_rings, inject_rings;
   for (uint32_t w = 0; w < nw; ++w) {
     std::string pn = "nf_punt_" + std::to_string(w), in = "nf_inject_" + std::to_string(w);
-    rte_ring* pr = rte_ring_create(pn.c_str(), 4096, static_cast<int>(rte_socket_id()), RING_F_SP_ENQ | RING_F_SC_DEQ);
-    rte_ring* ir = rte_ring_create(in.c_str(), 4096, static_cast<int>(rte_socket_id()), RING_F_SP_ENQ | RING_F_SC_DEQ);
+    rte_ring* pr = rte_ring_create(pn.c_str(), 4096, static_cast<int>(rte_socket_id()),
+                                   RING_F_SP_ENQ | RING_F_SC_DEQ);
+    rte_ring* ir = rte_ring_create(in.c_str(), 4096, static_cast<int>(rte_socket_id()),
+                                   RING_F_SP_ENQ | RING_F_SC_DEQ);
     if (!pr || !ir) {
       log_error("cannot create rings for worker %u", w);
       return 1;
@@ -119,8 +128,8 @@ int main(int argc, char** argv) {
     workers.push_back(std::make_unique<nf::Worker>(std::move(ws)));
   }
 
-  nf::Management::Setup ms{cfg, &ports, &workers, punt_rings, inject_rings, &rcu, &snapshot,
-                           &g_stop, &g_reload, path};
+  nf::Management::Setup ms{cfg,  &ports,    &workers, punt_rings, inject_rings,
+                           &rcu, &snapshot, &g_stop,  &g_reload,  path};
   nf::Management mgmt(std::move(ms));
   if (std::string e = mgmt.start(); !e.empty()) {
     log_error("%s", e.c_str());
@@ -132,9 +141,8 @@ int main(int argc, char** argv) {
       g_stop = true;
     }
   }
-  log_info("nf running: %zu port(s), %u worker(s), pipeline of %zu stage(s); %s",
-               cfg->ports.size(), nw, cfg->pipeline.size(),
-               path.empty() ? "built-in lab configuration" : path.c_str());
+  log_info("nf running: %zu port(s), %u worker(s), pipeline of %zu stage(s); %s", cfg->ports.size(),
+           nw, cfg->pipeline.size(), path.empty() ? "built-in lab configuration" : path.c_str());
   mgmt.run();
   rte_eal_mp_wait_lcore();
   log_info("nf stopping");

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -23,14 +24,18 @@ int main(int argc, char** argv) {
     i += 2;
   }
   std::string line;
-  for (; i < argc; ++i) {
+  // nf runs elsewhere: a file named to `check` or `reload` is resolved here, from the caller's
+  // working directory.
+  const bool takes_file =
+      i < argc && (std::strcmp(argv[i], "check") == 0 || std::strcmp(argv[i], "reload") == 0);
+  for (int first = i; i < argc; ++i) {
     std::string a = argv[i];
-    // A relative file argument means the caller's directory, not nf's.
-    if ((a.find('/') != std::string::npos || a.find(".conf") != std::string::npos) && a[0] != '/') {
-      char cwd[4096];
-      if (getcwd(cwd, sizeof cwd)) a = std::string(cwd) + "/" + a;
+    if (takes_file && i > first) {
+      char real[PATH_MAX];
+      if (realpath(argv[i], real)) a = real;
     }
-    line += (line.empty() ? "" : " ") + a;
+    if (!line.empty()) line += ' ';
+    line += a;
   }
   if (line.empty()) line = "help";
 

@@ -21,7 +21,9 @@ const std::array<StageDescriptor, 2> kStages = {{
 
 }  // namespace
 
-std::span<const StageDescriptor> stage_registry() { return kStages; }
+std::span<const StageDescriptor> stage_registry() {
+  return kStages;
+}
 
 const StageDescriptor* find_stage(std::string_view name) {
   for (const auto& s : kStages)

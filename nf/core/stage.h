@@ -47,7 +47,9 @@ struct Burst {
 };
 
 // Metadata lives in the mbuf private area, reserved by the mempool (drivers-glue).
-inline PacketMeta& meta(rte_mbuf* m) { return *static_cast<PacketMeta*>(rte_mbuf_to_priv(m)); }
+inline PacketMeta& meta(rte_mbuf* m) {
+  return *static_cast<PacketMeta*>(rte_mbuf_to_priv(m));
+}
 
 struct alignas(64) StageCounters {
   uint64_t calls;

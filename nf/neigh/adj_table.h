@@ -16,7 +16,8 @@ class AdjTable {
  public:
   static constexpr uint64_t kValid = uint64_t{1} << 63;
 
-  explicit AdjTable(uint32_t n) : n_(n), slots_(new std::atomic<uint64_t>[n]), ip_(new uint32_t[n]) {
+  explicit AdjTable(uint32_t n)
+      : n_(n), slots_(new std::atomic<uint64_t>[n]), ip_(new uint32_t[n]) {
     for (uint32_t i = 0; i < n; ++i) {
       slots_[i].store(0, std::memory_order_relaxed);
       ip_[i] = 0;

@@ -7,11 +7,16 @@ namespace nf {
 
 const char* neigh_state_name(NeighState s) {
   switch (s) {
-    case NeighState::kIncomplete: return "incomplete";
-    case NeighState::kReachable: return "reachable";
-    case NeighState::kProbe: return "probe";
-    case NeighState::kFailed: return "failed";
-    case NeighState::kStatic: return "static";
+    case NeighState::kIncomplete:
+      return "incomplete";
+    case NeighState::kReachable:
+      return "reachable";
+    case NeighState::kProbe:
+      return "probe";
+    case NeighState::kFailed:
+      return "failed";
+    case NeighState::kStatic:
+      return "static";
   }
   return "?";
 }
@@ -51,7 +56,8 @@ NeighTable::Entry* NeighTable::create(uint32_t ip, uint16_t port, uint64_t now_m
   uint32_t slot = free_slots_.back();
   free_slots_.pop_back();
   Entry& e = entries_[ip];
-  e = Entry{ip, port, MacAddr{}, NeighState::kIncomplete, slot, now_ms, now_ms, 0, false, false, {}};
+  e = Entry{ip,    port,  MacAddr{}, NeighState::kIncomplete, slot, now_ms, now_ms, 0,
+            false, false, {}};
   return &e;
 }
 
@@ -216,9 +222,11 @@ std::vector<uint32_t> NeighTable::sync(const std::vector<std::pair<uint32_t, uin
                                        const Config& cfg, uint64_t now_ms) {
   // Forget what is no longer connected, or whose port changed, and statics no longer listed.
   std::vector<uint32_t> gone;
-  for (auto& [ip, e] : entries_) {
+  for (auto& kv : entries_) {
+    const uint32_t ip = kv.first;
+    Entry& e = kv.second;
     bool is_static = std::any_of(statics.begin(), statics.end(),
-                                 [&](const StaticNeighbour& s) { return s.addr == ip; });
+                                 [ip](const StaticNeighbour& s) { return s.addr == ip; });
     if (cfg.connected_port(ip) != static_cast<int>(e.port) ||
         (e.state == NeighState::kStatic && !is_static))
       gone.push_back(ip);

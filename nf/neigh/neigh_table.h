@@ -84,8 +84,8 @@ class NeighTable {
   // Configuration sync (start and every reload): the gateways the FIB refers to, the static
   // entries, and which addresses are still connected. Returns slots for `gateways` in order.
   std::vector<uint32_t> sync(const std::vector<std::pair<uint32_t, uint16_t>>& gateways,
-                             const std::vector<StaticNeighbour>& statics,
-                             const Config& cfg, uint64_t now_ms);
+                             const std::vector<StaticNeighbour>& statics, const Config& cfg,
+                             uint64_t now_ms);
   uint32_t slot_of(uint32_t ip) const;  // UINT32_MAX if none
 
   std::vector<NeighView> list(uint64_t now_ms) const;

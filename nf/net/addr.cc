@@ -65,7 +65,9 @@ std::string format_ipv4(uint32_t a) {
   return buf;
 }
 
-std::string format_prefix(const Prefix& p) { return format_ipv4(p.addr) + "/" + std::to_string(p.len); }
+std::string format_prefix(const Prefix& p) {
+  return format_ipv4(p.addr) + "/" + std::to_string(p.len);
+}
 
 std::string format_mac(const MacAddr& m) {
   char buf[18];

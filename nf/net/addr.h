@@ -68,6 +68,8 @@ inline bool is_martian_source(uint32_t a) {
   uint8_t top = static_cast<uint8_t>(a >> 24);
   return top == 0 || top == 127 || top >= 224;
 }
-inline bool is_multicast(uint32_t a) { return (a >> 28) == 0xe; }
+inline bool is_multicast(uint32_t a) {
+  return (a >> 28) == 0xe;
+}
 
 }  // namespace nf

@@ -11,18 +11,18 @@ namespace nf {
 // drop reason of the same name, so a malformed frame is always counted, never crashes a stage.
 enum class ParseStatus : uint8_t {
   kOk = 0,
-  kRunt,            // shorter than an Ethernet header
-  kNotForUs,        // unicast to another station (bridges flood unknown unicast to us)
-  kArp,             // well-formed ARP: goes to the management lcore
-  kBadArp,          // ARP that is not Ethernet/IPv4 or is truncated
-  kIpv6,            // IPv6 is not routed by this release
-  kVlan,            // 802.1Q/802.1ad tags are not configured on any port
+  kRunt,      // shorter than an Ethernet header
+  kNotForUs,  // unicast to another station (bridges flood unknown unicast to us)
+  kArp,       // well-formed ARP: goes to the management lcore
+  kBadArp,    // ARP that is not Ethernet/IPv4 or is truncated
+  kIpv6,      // IPv6 is not routed by this release
+  kVlan,      // 802.1Q/802.1ad tags are not configured on any port
   kUnknownEthertype,
-  kIpTruncated,     // frame shorter than 20 bytes of IP or than the IP total length
+  kIpTruncated,  // frame shorter than 20 bytes of IP or than the IP total length
   kIpBadVersion,
-  kIpBadIhl,        // IHL < 5 or header longer than the datagram
-  kIpBadLength,     // total length smaller than the header
-  kOversized,       // longer than the port's MTU allows (a giant)
+  kIpBadIhl,     // IHL < 5 or header longer than the datagram
+  kIpBadLength,  // total length smaller than the header
+  kOversized,    // longer than the port's MTU allows (a giant)
   kCount
 };
 

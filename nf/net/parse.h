@@ -83,8 +83,8 @@ inline void parse_frame(const uint8_t* p, uint32_t len, const MacAddr& port_mac,
       const auto* arp = reinterpret_cast<const rte_arp_hdr*>(p + m.l3_off);
       m.parse = (l3_avail >= sizeof(rte_arp_hdr) &&
                  arp->arp_hardware == rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) &&
-                 arp->arp_protocol == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
-                 arp->arp_hlen == 6 && arp->arp_plen == 4)
+                 arp->arp_protocol == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) && arp->arp_hlen == 6 &&
+                 arp->arp_plen == 4)
                     ? ParseStatus::kArp
                     : ParseStatus::kBadArp;
       return;

@@ -32,8 +32,9 @@ std::unique_ptr<Fib> Fib::create(const std::string& name, const std::vector<RibE
   // Shorter prefixes first, so a default route expanded into two /1s (see add) never
   // overwrites a configured /1.
   std::vector<RibEntry> sorted = rib;
-  std::stable_sort(sorted.begin(), sorted.end(),
-                   [](const RibEntry& a, const RibEntry& b) { return a.prefix.len < b.prefix.len; });
+  std::stable_sort(sorted.begin(), sorted.end(), [](const RibEntry& a, const RibEntry& b) {
+    return a.prefix.len < b.prefix.len;
+  });
   for (const RibEntry& e : sorted) {
     if (int rc = f->add(e.prefix, e.nh); rc != 0) {
       err = "rte_lpm_add(" + format_prefix(e.prefix) + "): " + rte_strerror(-rc);
@@ -43,6 +44,8 @@ std::unique_ptr<Fib> Fib::create(const std::string& name, const std::vector<RibE
   return f;
 }
 
-Fib::~Fib() { rte_lpm_free(lpm_); }
+Fib::~Fib() {
+  rte_lpm_free(lpm_);
+}
 
 }  // namespace nf

@@ -24,9 +24,15 @@ namespace nh {
 enum Type : uint32_t { kAdj = 0, kGlean = 1, kLocal = 2, kBlackhole = 3 };
 inline constexpr uint32_t kTypeShift = 20;
 inline constexpr uint32_t kValueMask = (1u << kTypeShift) - 1;
-inline constexpr uint32_t make(Type t, uint32_t v) { return (static_cast<uint32_t>(t) << kTypeShift) | v; }
-inline constexpr Type type(uint32_t n) { return static_cast<Type>(n >> kTypeShift); }
-inline constexpr uint32_t value(uint32_t n) { return n & kValueMask; }
+inline constexpr uint32_t make(Type t, uint32_t v) {
+  return (static_cast<uint32_t>(t) << kTypeShift) | v;
+}
+inline constexpr Type type(uint32_t n) {
+  return static_cast<Type>(n >> kTypeShift);
+}
+inline constexpr uint32_t value(uint32_t n) {
+  return n & kValueMask;
+}
 }  // namespace nh
 
 struct RibEntry {

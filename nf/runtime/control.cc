@@ -87,7 +87,9 @@ std::vector<std::string> words(std::string_view s) {
 
 }  // namespace
 
-std::span<const Command> command_table() { return kCommands; }
+std::span<const Command> command_table() {
+  return kCommands;
+}
 
 bool dispatch(Management& m, std::string_view line, std::string& out) {
   std::vector<std::string> in = words(line);

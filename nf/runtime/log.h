@@ -8,7 +8,8 @@
 
 namespace nf {
 
-[[gnu::format(printf, 2, 3), gnu::cold]] inline void log_at(const char* level, const char* fmt, ...) {
+[[gnu::format(printf, 2, 3), gnu::cold]] inline void log_at(const char* level, const char* fmt,
+                                                            ...) {
   char ts[32];
   std::time_t t = std::time(nullptr);
   std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", std::gmtime(&t));

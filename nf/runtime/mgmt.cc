@@ -27,7 +27,9 @@ constexpr uint8_t kIcmpDestUnreach = 3;  // RFC 792
 constexpr uint8_t kIcmpTimeExceeded = 11;
 constexpr uint16_t kIcmpErrorMax = 576;  // RFC 1812 4.3.2.3: whole error datagram at most 576
 
-rte_ipv4_hdr* ip_of(rte_mbuf* m) { return rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta(m).l3_off); }
+rte_ipv4_hdr* ip_of(rte_mbuf* m) {
+  return rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta(m).l3_off);
+}
 
 void set_eth(rte_mbuf* m, const MacAddr& dst, const MacAddr& src, uint16_t type) {
   auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
@@ -45,7 +47,9 @@ Management::Management(Setup s) : s_(std::move(s)), cfg_(s_.config), hz_(rte_get
 
 Management::~Management() = default;
 
-uint64_t Management::now_ms() const { return rte_get_timer_cycles() * 1000 / hz_; }
+uint64_t Management::now_ms() const {
+  return rte_get_timer_cycles() * 1000 / hz_;
+}
 
 bool Management::own_address(uint32_t a, uint16_t port) const {
   if (port >= cfg_->ports.size()) return false;
@@ -62,12 +66,14 @@ uint32_t Management::port_address(uint16_t port) const {
   return 0;
 }
 
-std::unique_ptr<Snapshot> Management::build(std::shared_ptr<const Config> c, std::string& err) {
+std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>& c,
+                                            std::string& err) {
   auto snap = std::make_unique<Snapshot>();
   snap->generation = generation_ + 1;
   snap->adj = adj_.get();
   snap->nb_ports = s_.ports->count();
-  for (uint16_t p = 0; p < snap->nb_ports; ++p) snap->ports[p] = {s_.ports->mac(p), c->ports[p].mtu};
+  for (uint16_t p = 0; p < snap->nb_ports; ++p)
+    snap->ports[p] = {s_.ports->mac(p), c->ports[p].mtu};
 
   std::vector<std::pair<uint32_t, uint16_t>> gws;
   for (const RouteConfig& r : c->routes)
@@ -124,8 +130,9 @@ void Management::schedule_garp(const Config& old, const Config& next) {
   if (next.garp_count == 0) return;
   for (size_t p = 0; p < next.ports.size(); ++p) {
     for (const IfAddr& a : next.ports[p].addresses) {
-      bool had = p < old.ports.size() && std::find(old.ports[p].addresses.begin(),
-                                                   old.ports[p].addresses.end(), a) != old.ports[p].addresses.end();
+      bool had = p < old.ports.size() &&
+                 std::find(old.ports[p].addresses.begin(), old.ports[p].addresses.end(), a) !=
+                     old.ports[p].addresses.end();
       if (!had) garps_.push_back({static_cast<uint16_t>(p), a.addr, next.garp_count, 0});
     }
   }
@@ -148,10 +155,13 @@ bool Management::check(const std::string& path, std::string& out) const {
 
 bool Management::reload(const std::string& path_in, std::string& out) {
   const std::string path = path_in.empty() ? s_.config_path : path_in;
-  LoadResult r = path.empty() ? load_config("<built-in lab>", &builtin_lab_config()) : load_config(path);
+  LoadResult r =
+      path.empty() ? load_config("<built-in lab>", &builtin_lab_config()) : load_config(path);
   std::vector<ConfigError> errs;
-  if (auto* e = std::get_if<std::vector<ConfigError>>(&r)) errs = *e;
-  else errs = reload_blockers(*cfg_, std::get<Config>(r));
+  if (auto* e = std::get_if<std::vector<ConfigError>>(&r))
+    errs = *e;
+  else
+    errs = reload_blockers(*cfg_, std::get<Config>(r));
   if (!errs.empty()) {
     c_.reloads_rejected++;
     out = "reload rejected; the running configuration (generation " + std::to_string(generation_) +
@@ -287,7 +297,10 @@ void Management::icmp_error(rte_mbuf* orig, uint8_t type, uint8_t code, uint32_t
   bool about_error = false;
   if (oip->next_proto_id == IPPROTO_ICMP && om.l4_off) {
     const auto* ic = rte_pktmbuf_mtod_offset(orig, const rte_icmp_hdr*, om.l4_off);
-    if (om.l4_off + 1u <= orig->data_len) about_error = ic->icmp_type != RTE_IP_ICMP_ECHO_REQUEST && ic->icmp_type != RTE_IP_ICMP_ECHO_REPLY && ic->icmp_type != 13 && ic->icmp_type != 14;
+    if (om.l4_off + 1u <= orig->data_len)
+      about_error = ic->icmp_type != RTE_IP_ICMP_ECHO_REQUEST &&
+                    ic->icmp_type != RTE_IP_ICMP_ECHO_REPLY && ic->icmp_type != 13 &&
+                    ic->icmp_type != 14;
   }
   // RFC 1812 4.3.2.7: no error about an error, a later fragment, or a non-unicast datagram.
   if (about_error || (om.flags & meta_flags::kLaterFragment) || om.l2 != L2Class::kUnicast ||
@@ -297,7 +310,8 @@ void Management::icmp_error(rte_mbuf* orig, uint8_t type, uint8_t code, uint32_t
   }
   const uint64_t now = rte_get_timer_cycles();
   const double rate = cfg_->icmp_errors_per_sec;
-  icmp_tokens_ = std::min(rate, icmp_tokens_ + rate * static_cast<double>(now - icmp_last_) / static_cast<double>(hz_));
+  icmp_tokens_ = std::min(
+      rate, icmp_tokens_ + rate * static_cast<double>(now - icmp_last_) / static_cast<double>(hz_));
   icmp_last_ = now;
   if (icmp_tokens_ < 1.0) {
     c_.icmp_errors_ratelimited++;
@@ -310,8 +324,8 @@ void Management::icmp_error(rte_mbuf* orig, uint8_t type, uint8_t code, uint32_t
     c_.alloc_failed++;
     return;
   }
-  const uint16_t quote = static_cast<uint16_t>(std::min<uint32_t>(
-      om.l3_len, kIcmpErrorMax - sizeof(rte_ipv4_hdr) - sizeof(rte_icmp_hdr)));
+  const uint16_t quote = static_cast<uint16_t>(
+      std::min<uint32_t>(om.l3_len, kIcmpErrorMax - sizeof(rte_ipv4_hdr) - sizeof(rte_icmp_hdr)));
   const uint16_t l3 = static_cast<uint16_t>(sizeof(rte_ipv4_hdr) + sizeof(rte_icmp_hdr) + quote);
   char* p = rte_pktmbuf_append(m, kEthLen + l3);
   if (!p) {
@@ -389,7 +403,8 @@ void Management::handle_arp(rte_mbuf* m) {
   const MacAddr my = s_.snapshot->load()->ports[port].mac;
 
   bool ours_anywhere = false;
-  for (uint16_t p = 0; p < cfg_->ports.size(); ++p) ours_anywhere |= own_address(sip, p);
+  for (size_t p = 0; p < cfg_->ports.size(); ++p)
+    ours_anywhere |= own_address(sip, static_cast<uint16_t>(p));
   if (ours_anywhere) {
     if (!(sha == my)) {
       c_.arp_address_conflict++;
@@ -423,8 +438,10 @@ void Management::handle_arp(rte_mbuf* m) {
     inject(m, port);
     return;
   }
-  if (op == RTE_ARP_OP_REPLY) c_.arp_replies_seen++;
-  else if (!learnable) c_.arp_ignored++;
+  if (op == RTE_ARP_OP_REPLY)
+    c_.arp_replies_seen++;
+  else if (!learnable)
+    c_.arp_ignored++;
   rte_pktmbuf_free(m);
 }
 
@@ -432,11 +449,12 @@ void Management::handle_local(rte_mbuf* m) {
   PacketMeta& md = meta(m);
   auto* ip = ip_of(m);
   const uint32_t dst = rte_be_to_cpu_32(ip->dst_addr);
-  const bool unicast = own_address(dst, m->port) ||
-                       std::any_of(cfg_->ports.begin(), cfg_->ports.end(), [&](const PortConfig& p) {
-                         return std::any_of(p.addresses.begin(), p.addresses.end(),
-                                            [&](const IfAddr& a) { return a.addr == dst; });
-                       });
+  const bool unicast =
+      own_address(dst, m->port) ||
+      std::any_of(cfg_->ports.begin(), cfg_->ports.end(), [&](const PortConfig& p) {
+        return std::any_of(p.addresses.begin(), p.addresses.end(),
+                           [&](const IfAddr& a) { return a.addr == dst; });
+      });
   if (!unicast || md.l2 != L2Class::kUnicast) {
     c_.local_unhandled++;
     rte_pktmbuf_free(m);
@@ -484,7 +502,8 @@ void Management::send_request(uint16_t port, uint32_t target, const MacAddr* dst
   }
   char* p = rte_pktmbuf_append(m, kEthLen + sizeof(rte_arp_hdr));
   std::memset(&meta(m), 0, sizeof(PacketMeta));
-  const MacAddr my = s_.snapshot->load() ? s_.snapshot->load()->ports[port].mac : s_.ports->mac(port);
+  const MacAddr my =
+      s_.snapshot->load() ? s_.snapshot->load()->ports[port].mac : s_.ports->mac(port);
   const MacAddr bcast = MacAddr::from_u64(0xffffffffffffULL);
   set_eth(m, dst ? *dst : bcast, my, RTE_ETHER_TYPE_ARP);
   auto* arp = reinterpret_cast<rte_arp_hdr*>(p + kEthLen);
@@ -508,8 +527,9 @@ void Management::publish(uint32_t slot, uint32_t ip, const MacAddr& mac, uint16_
   adj_->publish(slot, ip, mac, port);
   Snapshot* cur = s_.snapshot->mutable_current();
   if (!cur) return;
-  bool configured = std::any_of(cur->rib.begin(), cur->rib.end(),
-                                [&](const RibEntry& e) { return e.prefix == Prefix{ip, 32}; });
+  bool configured = std::any_of(cur->rib.begin(), cur->rib.end(), [&](const RibEntry& e) {
+    return e.prefix == Prefix{ip, 32};
+  });
   if (!configured) cur->fib->add({ip, 32}, nh::make(nh::kAdj, slot));
 }
 
@@ -517,8 +537,9 @@ void Management::unpublish(uint32_t slot, uint32_t ip) {
   adj_->clear(slot);
   Snapshot* cur = s_.snapshot->mutable_current();
   if (!cur) return;
-  bool configured = std::any_of(cur->rib.begin(), cur->rib.end(),
-                                [&](const RibEntry& e) { return e.prefix == Prefix{ip, 32}; });
+  bool configured = std::any_of(cur->rib.begin(), cur->rib.end(), [&](const RibEntry& e) {
+    return e.prefix == Prefix{ip, 32};
+  });
   if (!configured) cur->fib->del({ip, 32});
 }
 
@@ -556,8 +577,9 @@ void Management::timers() {
     g.left--;
     g.next_ms = now + 1000;  // keepalived's spacing: one a second
   }
-  garps_.erase(std::remove_if(garps_.begin(), garps_.end(), [](const Garp& g) { return g.left == 0; }),
-               garps_.end());
+  garps_.erase(
+      std::remove_if(garps_.begin(), garps_.end(), [](const Garp& g) { return g.left == 0; }),
+      garps_.end());
 }
 
 int Management::run() {
@@ -571,7 +593,8 @@ int Management::run() {
     }
     if (s_.reload_requested->exchange(false)) {
       std::string out;
-      log_info("SIGHUP: reloading %s", s_.config_path.empty() ? "the built-in lab configuration" : s_.config_path.c_str());
+      log_info("SIGHUP: reloading %s",
+               s_.config_path.empty() ? "the built-in lab configuration" : s_.config_path.c_str());
       reload("", out);
     }
     control_->poll(*this);

@@ -42,7 +42,7 @@ struct MgmtCounters {
   uint64_t punts;
   uint64_t arp_requests_answered;
   uint64_t arp_replies_seen;
-  uint64_t arp_ignored;          // not for us, not learnable
+  uint64_t arp_ignored;           // not for us, not learnable
   uint64_t arp_address_conflict;  // someone else claims one of our addresses
   uint64_t icmp_echo_answered;
   uint64_t icmp_errors_sent;
@@ -105,7 +105,7 @@ class Management final : public NeighActions {
   bool grace_done(uint64_t t) override { return s_.rcu->done(t); }
 
  private:
-  std::unique_ptr<Snapshot> build(std::shared_ptr<const Config> c, std::string& err);
+  std::unique_ptr<Snapshot> build(const std::shared_ptr<const Config>& c, std::string& err);
   void handle(rte_mbuf* m);
   void handle_arp(rte_mbuf* m);
   void handle_local(rte_mbuf* m);

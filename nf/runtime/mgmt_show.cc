@@ -22,7 +22,9 @@ std::string line(const char* fmt, ...) {
   return std::string(buf) + "\n";
 }
 
-uint64_t rd(const uint64_t& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
+uint64_t rd(const uint64_t& v) {
+  return __atomic_load_n(&v, __ATOMIC_RELAXED);
+}
 
 }  // namespace
 
@@ -38,27 +40,32 @@ std::string Management::show_ports() const {
       refused += rd(w->counters().ports[p].tx_refused);
     }
     std::string addrs;
-    for (const IfAddr& a : pc.addresses) addrs += (addrs.empty() ? "" : " ") + format_ipv4(a.addr) + "/" + std::to_string(a.len);
+    for (const IfAddr& a : pc.addresses)
+      addrs += (addrs.empty() ? "" : " ") + format_ipv4(a.addr) + "/" + std::to_string(a.len);
     out += line("port %u \"%s\"  %s  driver %s  link %s", p, pc.name.c_str(), pc.device.c_str(),
                 s_.ports->driver(p).c_str(), st.link_up ? "up" : "down");
-    out += line("  mac %s  mtu %u  rss %s  addresses %s", format_mac(s_.ports->mac(p)).c_str(), pc.mtu,
-                s_.ports->rss(p) ? "on" : "off", addrs.empty() ? "-" : addrs.c_str());
-    out += line("  rx %" PRIu64 "  tx %" PRIu64 "  tx_refused %" PRIu64 "  (device: ipackets %" PRIu64
-                " opackets %" PRIu64 " imissed %" PRIu64 " ierrors %" PRIu64 " oerrors %" PRIu64
-                " rx_nombuf %" PRIu64 ")",
-                rx, tx, refused, st.ipackets, st.opackets, st.imissed, st.ierrors, st.oerrors, st.rx_nombuf);
+    out += line("  mac %s  mtu %u  rss %s  addresses %s", format_mac(s_.ports->mac(p)).c_str(),
+                pc.mtu, s_.ports->rss(p) ? "on" : "off", addrs.empty() ? "-" : addrs.c_str());
+    out += line("  rx %" PRIu64 "  tx %" PRIu64 "  tx_refused %" PRIu64
+                "  (device: ipackets %" PRIu64 " opackets %" PRIu64 " imissed %" PRIu64
+                " ierrors %" PRIu64 " oerrors %" PRIu64 " rx_nombuf %" PRIu64 ")",
+                rx, tx, refused, st.ipackets, st.opackets, st.imissed, st.ierrors, st.oerrors,
+                st.rx_nombuf);
   }
   return out;
 }
 
 std::string Management::show_lcores() const {
-  std::string out = line("management lcore %u  snapshot generation %" PRIu64, rte_lcore_id(), generation_);
+  std::string out =
+      line("management lcore %u  snapshot generation %" PRIu64, rte_lcore_id(), generation_);
   for (const auto& w : *s_.workers) {
     const WorkerCounters& c = w->counters();
     uint64_t loops = rd(c.loops), busy = rd(c.busy_loops);
-    out += line("worker %u lcore %u  loops %" PRIu64 "  busy %.1f%%  cycles/busy-loop %.0f  generation %" PRIu64
-                "  injected %" PRIu64 "  punt_ring_full %" PRIu64,
-                w->id(), w->lcore(), loops, loops ? 100.0 * static_cast<double>(busy) / static_cast<double>(loops) : 0.0,
+    out += line("worker %u lcore %u  loops %" PRIu64
+                "  busy %.1f%%  cycles/busy-loop %.0f  generation %" PRIu64 "  injected %" PRIu64
+                "  punt_ring_full %" PRIu64,
+                w->id(), w->lcore(), loops,
+                loops ? 100.0 * static_cast<double>(busy) / static_cast<double>(loops) : 0.0,
                 busy ? static_cast<double>(rd(c.busy_cycles)) / static_cast<double>(busy) : 0.0,
                 rd(c.snapshot_generation), rd(c.injected), rd(c.punt_ring_full));
   }
@@ -66,26 +73,28 @@ std::string Management::show_lcores() const {
 }
 
 std::string Management::show_stages() const {
-  std::string out = line("%-8s %-12s %12s %14s %10s %12s %12s %8s %10s %10s", "worker", "stage", "calls",
-                         "packets", "cyc/pkt", "next", "tx", "reply", "punt", "drop");
+  std::string out = line("%-8s %-12s %12s %14s %10s %12s %12s %8s %10s %10s", "worker", "stage",
+                         "calls", "packets", "cyc/pkt", "next", "tx", "reply", "punt", "drop");
   for (size_t si = 0; si < cfg_->pipeline.size(); ++si) {
     StageCounters tot{};
     for (const auto& w : *s_.workers) {
       const StageCounters& c = w->counters().stages[si];
-      uint64_t v[] = {rd(c.calls), rd(c.pkts), rd(c.cycles), rd(c.next), rd(c.tx), rd(c.reply), rd(c.punt), rd(c.drop)};
-      out += line("%-8u %-12s %12" PRIu64 " %14" PRIu64 " %10.1f %12" PRIu64 " %12" PRIu64 " %8" PRIu64 " %10" PRIu64
-                  " %10" PRIu64,
+      uint64_t v[] = {rd(c.calls), rd(c.pkts),  rd(c.cycles), rd(c.next),
+                      rd(c.tx),    rd(c.reply), rd(c.punt),   rd(c.drop)};
+      out += line("%-8u %-12s %12" PRIu64 " %14" PRIu64 " %10.1f %12" PRIu64 " %12" PRIu64
+                  " %8" PRIu64 " %10" PRIu64 " %10" PRIu64,
                   w->id(), cfg_->pipeline[si].c_str(), v[0], v[1],
-                  v[1] ? static_cast<double>(v[2]) / static_cast<double>(v[1]) : 0.0, v[3], v[4], v[5], v[6], v[7]);
+                  v[1] ? static_cast<double>(v[2]) / static_cast<double>(v[1]) : 0.0, v[3], v[4],
+                  v[5], v[6], v[7]);
       tot.calls += v[0], tot.pkts += v[1], tot.cycles += v[2], tot.next += v[3], tot.tx += v[4];
       tot.reply += v[5], tot.punt += v[6], tot.drop += v[7];
     }
     if (s_.workers->size() > 1)
-      out += line("%-8s %-12s %12" PRIu64 " %14" PRIu64 " %10.1f %12" PRIu64 " %12" PRIu64 " %8" PRIu64 " %10" PRIu64
-                  " %10" PRIu64,
+      out += line("%-8s %-12s %12" PRIu64 " %14" PRIu64 " %10.1f %12" PRIu64 " %12" PRIu64
+                  " %8" PRIu64 " %10" PRIu64 " %10" PRIu64,
                   "all", cfg_->pipeline[si].c_str(), tot.calls, tot.pkts,
-                  tot.pkts ? static_cast<double>(tot.cycles) / static_cast<double>(tot.pkts) : 0.0, tot.next, tot.tx,
-                  tot.reply, tot.punt, tot.drop);
+                  tot.pkts ? static_cast<double>(tot.cycles) / static_cast<double>(tot.pkts) : 0.0,
+                  tot.next, tot.tx, tot.reply, tot.punt, tot.drop);
   }
   return out;
 }
@@ -97,23 +106,31 @@ std::string Management::show_drops() const {
     for (size_t r = 0; r < d->drop_names.size(); ++r) {
       uint64_t n = 0;
       for (const auto& w : *s_.workers) n += rd(w->counters().stages[si].drops[r]);
-      if (n) out += line("  %-40s %" PRIu64, (std::string(d->name) + "." + std::string(d->drop_names[r])).c_str(), n);
+      if (n)
+        out += line("  %-40s %" PRIu64,
+                    (std::string(d->name) + "." + std::string(d->drop_names[r])).c_str(), n);
     }
   }
   uint64_t ring_full = 0, refused = 0, chain_end = 0;
   for (const auto& w : *s_.workers) {
     ring_full += rd(w->counters().punt_ring_full);
     chain_end += rd(w->counters().chain_end);
-    for (uint16_t p = 0; p < s_.ports->count(); ++p) refused += rd(w->counters().ports[p].tx_refused);
+    for (uint16_t p = 0; p < s_.ports->count(); ++p)
+      refused += rd(w->counters().ports[p].tx_refused);
   }
   if (ring_full) out += line("  %-40s %" PRIu64, "worker.punt_ring_full", ring_full);
   if (refused) out += line("  %-40s %" PRIu64, "worker.tx_refused", refused);
   if (chain_end) out += line("  %-40s %" PRIu64, "worker.end_of_chain", chain_end);
-  if (c_.inject_full) out += line("  %-40s %" PRIu64, "management.inject_ring_full", c_.inject_full);
-  if (c_.neigh_queue_dropped) out += line("  %-40s %" PRIu64, "management.neigh_queue_overflow", c_.neigh_queue_dropped);
-  if (c_.neigh_unreachable) out += line("  %-40s %" PRIu64, "management.neigh_unresolved", c_.neigh_unreachable);
-  if (c_.local_unhandled) out += line("  %-40s %" PRIu64, "management.local_unhandled", c_.local_unhandled);
-  if (c_.fragment_failed) out += line("  %-40s %" PRIu64, "management.fragment_failed", c_.fragment_failed);
+  if (c_.inject_full)
+    out += line("  %-40s %" PRIu64, "management.inject_ring_full", c_.inject_full);
+  if (c_.neigh_queue_dropped)
+    out += line("  %-40s %" PRIu64, "management.neigh_queue_overflow", c_.neigh_queue_dropped);
+  if (c_.neigh_unreachable)
+    out += line("  %-40s %" PRIu64, "management.neigh_unresolved", c_.neigh_unreachable);
+  if (c_.local_unhandled)
+    out += line("  %-40s %" PRIu64, "management.local_unhandled", c_.local_unhandled);
+  if (c_.fragment_failed)
+    out += line("  %-40s %" PRIu64, "management.fragment_failed", c_.fragment_failed);
   out += "punts:\n";
   for (int r = 1; r < static_cast<int>(PuntReason::kCount); ++r) {
     uint64_t n = 0;
@@ -128,9 +145,12 @@ std::string Management::show_routes() const {
   std::string out = line("%-20s %-10s %s", "prefix", "type", "next hop");
   auto describe = [&](uint32_t n) -> std::string {
     switch (nh::type(n)) {
-      case nh::kLocal: return "local";
-      case nh::kBlackhole: return "blackhole";
-      case nh::kGlean: return "connected  port " + cfg_->ports[nh::value(n)].name;
+      case nh::kLocal:
+        return "local";
+      case nh::kBlackhole:
+        return "blackhole";
+      case nh::kGlean:
+        return "connected  port " + cfg_->ports[nh::value(n)].name;
       case nh::kAdj: {
         uint32_t ip = adj_->ip_of(nh::value(n));
         int p = cfg_->connected_port(ip);
@@ -145,15 +165,15 @@ std::string Management::show_routes() const {
   }
   for (const NeighView& v : neigh_->list(now_ms())) {
     if (v.state == NeighState::kIncomplete || v.state == NeighState::kFailed) continue;
-    out += line("%-20s neighbour  %s port %s", format_prefix({v.ip, 32}).c_str(), format_mac(v.mac).c_str(),
-                cfg_->ports[v.port].name.c_str());
+    out += line("%-20s neighbour  %s port %s", format_prefix({v.ip, 32}).c_str(),
+                format_mac(v.mac).c_str(), cfg_->ports[v.port].name.c_str());
   }
   return out;
 }
 
 std::string Management::show_neighbours() const {
-  std::string out = line("%-16s %-18s %-8s %-11s %6s %8s %s", "address", "mac", "port", "state", "queued",
-                         "age_ms", "");
+  std::string out = line("%-16s %-18s %-8s %-11s %6s %8s %s", "address", "mac", "port", "state",
+                         "queued", "age_ms", "");
   for (const NeighView& v : neigh_->list(now_ms())) {
     out += line("%-16s %-18s %-8s %-11s %6u %8" PRIu64 " %s", format_ipv4(v.ip).c_str(),
                 v.state == NeighState::kIncomplete ? "-" : format_mac(v.mac).c_str(),
@@ -161,8 +181,8 @@ std::string Management::show_neighbours() const {
                 v.gateway ? "gateway" : "");
   }
   const NeighStats& s = neigh_->stats();
-  out += line("requests_sent %" PRIu64 "  resolved %" PRIu64 "  failed %" PRIu64 "  queue_dropped %" PRIu64
-              "  table_full %" PRIu64 "  evicted %" PRIu64,
+  out += line("requests_sent %" PRIu64 "  resolved %" PRIu64 "  failed %" PRIu64
+              "  queue_dropped %" PRIu64 "  table_full %" PRIu64 "  evicted %" PRIu64,
               s.requests_sent, s.resolved, s.failed, s.queue_dropped, s.table_full, s.evicted);
   return out;
 }

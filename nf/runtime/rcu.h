@@ -18,7 +18,8 @@ class Rcu {
  public:
   explicit Rcu(uint32_t readers) : readers_(readers) {
     size_t sz = rte_rcu_qsbr_get_memsize(readers);
-    v_ = static_cast<rte_rcu_qsbr*>(std::aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN(sz, RTE_CACHE_LINE_SIZE)));
+    v_ = static_cast<rte_rcu_qsbr*>(
+        std::aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN(sz, RTE_CACHE_LINE_SIZE)));
     rte_rcu_qsbr_init(v_, readers);
   }
   ~Rcu() { std::free(v_); }

@@ -48,8 +48,10 @@ void Worker::process_burst(Burst& in, const StageCtx& ctx) {
 
   Burst& pb = emit_.punts();
   if (pb.n) {
-    for (uint16_t i = 0; i < pb.n; ++i) c_.punt_by_reason[static_cast<int>(meta(pb.pkts[i]).punt)]++;
-    unsigned q = rte_ring_sp_enqueue_burst(s_.punt_ring, reinterpret_cast<void**>(pb.pkts), pb.n, nullptr);
+    for (uint16_t i = 0; i < pb.n; ++i)
+      c_.punt_by_reason[static_cast<int>(meta(pb.pkts[i]).punt)]++;
+    unsigned q =
+        rte_ring_sp_enqueue_burst(s_.punt_ring, reinterpret_cast<void**>(pb.pkts), pb.n, nullptr);
     if (q < pb.n) [[unlikely]] {
       c_.punt_ring_full += pb.n - q;
       rte_pktmbuf_free_bulk(pb.pkts + q, pb.n - q);
@@ -95,7 +97,8 @@ int Worker::run() {
     }
 
     rte_mbuf* inj[kMaxBurst];
-    unsigned ni = rte_ring_sc_dequeue_burst(s_.inject_ring, reinterpret_cast<void**>(inj), kMaxBurst, nullptr);
+    unsigned ni = rte_ring_sc_dequeue_burst(s_.inject_ring, reinterpret_cast<void**>(inj),
+                                            kMaxBurst, nullptr);
     if (ni) {
       busy = true;
       c_.injected += ni;

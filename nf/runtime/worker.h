@@ -43,7 +43,7 @@ struct alignas(64) WorkerCounters {
 };
 
 struct WorkerSetup {
-  uint16_t id;     // worker index == RX/TX queue index == RCU reader id
+  uint16_t id;  // worker index == RX/TX queue index == RCU reader id
   uint32_t lcore;
   const glue::Ports* ports;
   std::vector<std::unique_ptr<Stage>> chain;

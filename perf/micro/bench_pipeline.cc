@@ -45,12 +45,14 @@ routes = ( { prefix = "0.0.0.0/0"; via = "10.20.0.254"; } );
     adj.publish(255, 0x0a1400fe, MacAddr{{2, 0, 0, 0, 0, 0xfe}}, 1);
     for (int h = 0; h < hosts; ++h) {
       uint32_t ip = 0x0a140000 | static_cast<uint32_t>(10 + h);
-      adj.publish(static_cast<uint32_t>(h), ip, MacAddr{{2, 0, 0, 0, 1, static_cast<uint8_t>(h)}}, 1);
+      adj.publish(static_cast<uint32_t>(h), ip, MacAddr{{2, 0, 0, 0, 1, static_cast<uint8_t>(h)}},
+                  1);
       snap.fib->add({ip, 32}, nh::make(nh::kAdj, static_cast<uint32_t>(h)));
     }
     for (int i = 0; i < kMaxBurst; ++i) {
       // Half to resolved hosts, half over the default route, as a router sees.
-      uint32_t dst = (i % 2) ? 0x0a140000 | static_cast<uint32_t>(10 + i % hosts) : 0xc6336400 | static_cast<uint32_t>(i);
+      uint32_t dst = (i % 2) ? 0x0a140000 | static_cast<uint32_t>(10 + i % hosts)
+                             : 0xc6336400 | static_cast<uint32_t>(i);
       frames.push_back(PacketBuilder::udp_frame(dst));
       mbufs.push_back(std::make_unique<FakeMbuf>(frames.back()));
     }
@@ -109,8 +111,10 @@ BENCHMARK(BM_RouterChain)->Arg(16)->Arg(64)->Arg(250);
 }  // namespace nf::test
 
 int main(int argc, char** argv) {
-  const char* eal[] = {"nf-bench", "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0",
-                       "--log-level=*:warning", nullptr};
+  const char* eal[] = {"nf-bench", "--no-huge", "-m",
+                       "256",      "--no-pci",  "--no-shconf",
+                       "-l",       "0",         "--log-level=*:warning",
+                       nullptr};
   if (rte_eal_init(9, const_cast<char**>(eal)) < 0) return 1;
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

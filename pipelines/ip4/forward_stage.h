@@ -39,7 +39,8 @@ class ForwardStage final : public Stage {
     uint32_t dst[kMaxBurst];
     uint32_t res[kMaxBurst];
     for (uint16_t i = 0; i < in.n; ++i) {
-      const auto* ip = rte_pktmbuf_mtod_offset(in.pkts[i], const rte_ipv4_hdr*, meta(in.pkts[i]).l3_off);
+      const auto* ip =
+          rte_pktmbuf_mtod_offset(in.pkts[i], const rte_ipv4_hdr*, meta(in.pkts[i]).l3_off);
       dst[i] = rte_be_to_cpu_32(ip->dst_addr);
     }
     s.fib->lookup_bulk(dst, res, in.n);
@@ -97,7 +98,7 @@ class ForwardStage final : public Stage {
       if (md.l3_len > s.ports[port].mtu) [[unlikely]] {
         md.out_port = port;
         out.punt(m, (md.flags & meta_flags::kDontFragment) ? PuntReason::kFragNeeded
-                                                             : PuntReason::kFragment);
+                                                           : PuntReason::kFragment);
         continue;
       }
       ipv4_dec_ttl(ip);

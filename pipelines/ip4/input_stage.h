@@ -39,9 +39,10 @@ class InputStage final : public Stage {
     kDropCount
   };
   static constexpr std::array<std::string_view, kDropCount> kDropNames = {
-      "runt",         "not_for_us",     "bad_arp",       "ipv6",           "vlan",
-      "unknown_ethertype", "ip_truncated", "ip_bad_version", "ip_bad_ihl", "ip_bad_length",
-      "oversized",    "ip_bad_checksum", "martian_source", "martian_destination"};
+      "runt",           "not_for_us",         "bad_arp",      "ipv6",
+      "vlan",           "unknown_ethertype",  "ip_truncated", "ip_bad_version",
+      "ip_bad_ihl",     "ip_bad_length",      "oversized",    "ip_bad_checksum",
+      "martian_source", "martian_destination"};
 
   void process(Burst& in, const StageCtx& /*ctx*/, Emit& out) noexcept override {
     for (uint16_t i = 0; i < in.n; ++i) {
@@ -70,18 +71,42 @@ class InputStage final : public Stage {
         continue;
       }
       switch (md.parse) {
-        case ParseStatus::kArp: out.punt(m, PuntReason::kArp); break;
-        case ParseStatus::kRunt: out.drop(m, kRunt); break;
-        case ParseStatus::kNotForUs: out.drop(m, kNotForUs); break;
-        case ParseStatus::kBadArp: out.drop(m, kBadArp); break;
-        case ParseStatus::kIpv6: out.drop(m, kIpv6); break;
-        case ParseStatus::kVlan: out.drop(m, kVlan); break;
-        case ParseStatus::kIpTruncated: out.drop(m, kIpTruncated); break;
-        case ParseStatus::kIpBadVersion: out.drop(m, kIpBadVersion); break;
-        case ParseStatus::kIpBadIhl: out.drop(m, kIpBadIhl); break;
-        case ParseStatus::kIpBadLength: out.drop(m, kIpBadLength); break;
-        case ParseStatus::kOversized: out.drop(m, kOversized); break;
-        default: out.drop(m, kUnknownEthertype); break;
+        case ParseStatus::kArp:
+          out.punt(m, PuntReason::kArp);
+          break;
+        case ParseStatus::kRunt:
+          out.drop(m, kRunt);
+          break;
+        case ParseStatus::kNotForUs:
+          out.drop(m, kNotForUs);
+          break;
+        case ParseStatus::kBadArp:
+          out.drop(m, kBadArp);
+          break;
+        case ParseStatus::kIpv6:
+          out.drop(m, kIpv6);
+          break;
+        case ParseStatus::kVlan:
+          out.drop(m, kVlan);
+          break;
+        case ParseStatus::kIpTruncated:
+          out.drop(m, kIpTruncated);
+          break;
+        case ParseStatus::kIpBadVersion:
+          out.drop(m, kIpBadVersion);
+          break;
+        case ParseStatus::kIpBadIhl:
+          out.drop(m, kIpBadIhl);
+          break;
+        case ParseStatus::kIpBadLength:
+          out.drop(m, kIpBadLength);
+          break;
+        case ParseStatus::kOversized:
+          out.drop(m, kOversized);
+          break;
+        default:
+          out.drop(m, kUnknownEthertype);
+          break;
       }
     }
   }

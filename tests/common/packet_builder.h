@@ -25,7 +25,7 @@ struct Ip4Opts {
   uint32_t dst = 0x0a14000b;  // 10.20.0.11
   uint8_t ttl = 64;
   uint8_t proto = IPPROTO_UDP;
-  uint16_t frag = 0;  // host order flags+offset field
+  uint16_t frag = 0;        // host order flags+offset field
   uint8_t options_len = 0;  // bytes of NOP options (multiple of 4)
   uint16_t payload = 18;    // bytes after the IP header (UDP header + data)
 };

@@ -5,8 +5,9 @@
 
 int main(int argc, char** argv) {
   testing::InitGoogleTest(&argc, argv);
-  const char* eal[] = {"nf-eal-test", "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
-                       "-l", "0", "--log-level=*:warning", nullptr};
+  const char* eal[] = {
+      "nf-eal-test",           "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0",
+      "--log-level=*:warning", nullptr};
   if (rte_eal_init(9, const_cast<char**>(eal)) < 0) {
     fprintf(stderr, "rte_eal_init failed\n");
     return 1;

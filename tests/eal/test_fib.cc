@@ -70,7 +70,8 @@ TEST(Fib, NeighbourHostRoutesWithRcu) {
   uint32_t nhv;
   ASSERT_EQ(fib->lookup(*parse_ipv4("10.20.0.50"), nhv), 0);
   EXPECT_EQ(nh::type(nhv), nh::kGlean);
-  for (uint32_t h = 2; h < 250; ++h) ASSERT_EQ(fib->add({0x0a140000 | h, 32}, nh::make(nh::kAdj, 100 + h)), 0);
+  for (uint32_t h = 2; h < 250; ++h)
+    ASSERT_EQ(fib->add({0x0a140000 | h, 32}, nh::make(nh::kAdj, 100 + h)), 0);
   ASSERT_EQ(fib->lookup(*parse_ipv4("10.20.0.50"), nhv), 0);
   EXPECT_EQ(nhv, nh::make(nh::kAdj, 150));
   // The /26 route still wins over the connected /24 but loses to a host /32.

@@ -66,7 +66,8 @@ routes = ( { prefix = "192.0.2.0/24"; via = "10.20.0.9"; },
       for (uint16_t p = 0; p < 2; ++p)
         if (out.txbuf(p).n) return "tx:" + std::to_string(p);
     }
-    if (cf.punt) return std::string("punt:") + kPuntReasonNames[static_cast<int>(meta(fm.mbuf()).punt)];
+    if (cf.punt)
+      return std::string("punt:") + kPuntReasonNames[static_cast<int>(meta(fm.mbuf()).punt)];
     for (size_t r = 0; r < ForwardStage::kDropCount; ++r)
       if (cf.drops[r]) return "drop:" + std::string(ForwardStage::kDropNames[r]);
     return "none";
@@ -127,13 +128,17 @@ TEST_F(ForwardTest, Outcomes) {
       {"ttl 1 to us is fine", PacketBuilder::udp_frame(0x0a0a0001, 1), "punt:local"},
       {"unresolved host", PacketBuilder::udp_frame(0x0a14000c), "punt:neigh_miss"},
       {"blackhole", PacketBuilder::udp_frame(0xc6336401), "drop:blackhole"},
-      {"too big, DF", PacketBuilder().eth(kPortMac, kHostMac, RTE_ETHER_TYPE_IPV4).ipv4(big_df).build(),
+      {"too big, DF",
+       PacketBuilder().eth(kPortMac, kHostMac, RTE_ETHER_TYPE_IPV4).ipv4(big_df).build(),
        "punt:frag_needed"},
-      {"too big", PacketBuilder().eth(kPortMac, kHostMac, RTE_ETHER_TYPE_IPV4).ipv4(big).build(), "punt:fragment"},
-      {"multicast", PacketBuilder().eth(kPortMac, kHostMac, RTE_ETHER_TYPE_IPV4).ipv4(mcast).build(),
+      {"too big", PacketBuilder().eth(kPortMac, kHostMac, RTE_ETHER_TYPE_IPV4).ipv4(big).build(),
+       "punt:fragment"},
+      {"multicast",
+       PacketBuilder().eth(kPortMac, kHostMac, RTE_ETHER_TYPE_IPV4).ipv4(mcast).build(),
        "drop:multicast"},
       {"unicast IP in L2 broadcast",
-       PacketBuilder().eth(kBroadcast, kHostMac, RTE_ETHER_TYPE_IPV4).ipv4(bcast_l2).build(), "drop:l2_broadcast"},
+       PacketBuilder().eth(kBroadcast, kHostMac, RTE_ETHER_TYPE_IPV4).ipv4(bcast_l2).build(),
+       "drop:l2_broadcast"},
   };
   for (auto& c : cases) {
     SCOPED_TRACE(c.name);

@@ -20,7 +20,9 @@ std::string read(const fs::path& p) {
   return ss.str();
 }
 
-fs::path corpus() { return fs::path(NF_SOURCE_DIR) / "tests" / "config"; }
+fs::path corpus() {
+  return fs::path(NF_SOURCE_DIR) / "tests" / "config";
+}
 
 TEST(ConfigCorpus, EveryBadConfigFailsWithItsExactErrors) {
   int files = 0;
@@ -94,7 +96,8 @@ TEST(Config, ReloadBlockersNameWhatNeedsARestart) {
   Config cb = std::get<Config>(load_config("b.conf", &b));
   auto errs = reload_blockers(ca, cb);
   ASSERT_EQ(errs.size(), 2u);
-  EXPECT_EQ(errs[0].str(), "b.conf: lcores: the lcore layout cannot change by reload; restart nf to apply");
+  EXPECT_EQ(errs[0].str(),
+            "b.conf: lcores: the lcore layout cannot change by reload; restart nf to apply");
   EXPECT_EQ(errs[1].path, "ports[1].device");
   EXPECT_TRUE(reload_blockers(ca, ca).empty());
 }

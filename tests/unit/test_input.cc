@@ -40,47 +40,61 @@ std::vector<Fixture> fixtures() {
     o.frag = 100;
     f.push_back({"later_fragment", ip_frame(o), ParseStatus::kOk, "next"});
   }
-  f.push_back({"broadcast_ip", ip_frame({.dst = 0xffffffff}, kBroadcast), ParseStatus::kOk, "next"});
+  f.push_back(
+      {"broadcast_ip", ip_frame({.dst = 0xffffffff}, kBroadcast), ParseStatus::kOk, "next"});
   f.push_back({"runt", std::vector<uint8_t>(10, 0xff), ParseStatus::kRunt, "drop:runt"});
   f.push_back({"not_for_us", ip_frame({}, MacAddr{{0x02, 9, 9, 9, 9, 9}}), ParseStatus::kNotForUs,
                "drop:not_for_us"});
   f.push_back({"arp_request",
-               PacketBuilder().eth(kBroadcast, kHostMac, RTE_ETHER_TYPE_ARP)
-                   .arp(RTE_ARP_OP_REQUEST, kHostMac, 0x0a0a0064, 0x0a0a0001).build(),
+               PacketBuilder()
+                   .eth(kBroadcast, kHostMac, RTE_ETHER_TYPE_ARP)
+                   .arp(RTE_ARP_OP_REQUEST, kHostMac, 0x0a0a0064, 0x0a0a0001)
+                   .build(),
                ParseStatus::kArp, "punt:arp"});
   f.push_back({"arp_truncated",
-               PacketBuilder().eth(kBroadcast, kHostMac, RTE_ETHER_TYPE_ARP)
-                   .arp(RTE_ARP_OP_REQUEST, kHostMac, 0x0a0a0064, 0x0a0a0001).truncate(30).build(),
+               PacketBuilder()
+                   .eth(kBroadcast, kHostMac, RTE_ETHER_TYPE_ARP)
+                   .arp(RTE_ARP_OP_REQUEST, kHostMac, 0x0a0a0064, 0x0a0a0001)
+                   .truncate(30)
+                   .build(),
                ParseStatus::kBadArp, "drop:bad_arp"});
-  f.push_back({"ipv6", PacketBuilder().eth(kPortMac, kHostMac, RTE_ETHER_TYPE_IPV6).bytes(40).build(),
+  f.push_back({"ipv6",
+               PacketBuilder().eth(kPortMac, kHostMac, RTE_ETHER_TYPE_IPV6).bytes(40).build(),
                ParseStatus::kIpv6, "drop:ipv6"});
-  f.push_back({"vlan", PacketBuilder().eth(kPortMac, kHostMac, RTE_ETHER_TYPE_VLAN).bytes(40).build(),
+  f.push_back({"vlan",
+               PacketBuilder().eth(kPortMac, kHostMac, RTE_ETHER_TYPE_VLAN).bytes(40).build(),
                ParseStatus::kVlan, "drop:vlan"});
-  f.push_back({"unknown_ethertype", PacketBuilder().eth(kPortMac, kHostMac, 0x88b5).bytes(40).build(),
+  f.push_back({"unknown_ethertype",
+               PacketBuilder().eth(kPortMac, kHostMac, 0x88b5).bytes(40).build(),
                ParseStatus::kUnknownEthertype, "drop:unknown_ethertype"});
   f.push_back({"ip_truncated_header", PacketBuilder(ip_frame({})).truncate(14 + 12).build(),
                ParseStatus::kIpTruncated, "drop:ip_truncated"});
-  f.push_back({"ip_total_length_beyond_frame", PacketBuilder(ip_frame({})).truncate(14 + 30).build(),
-               ParseStatus::kIpTruncated, "drop:ip_truncated"});
+  f.push_back({"ip_total_length_beyond_frame",
+               PacketBuilder(ip_frame({})).truncate(14 + 30).build(), ParseStatus::kIpTruncated,
+               "drop:ip_truncated"});
   f.push_back({"ip_bad_version", PacketBuilder(ip_frame({})).set(14, 0x65).build(),
                ParseStatus::kIpBadVersion, "drop:ip_bad_version"});
-  f.push_back({"ihl_below_5", PacketBuilder(ip_frame({})).set(14, 0x44).build(), ParseStatus::kIpBadIhl,
-               "drop:ip_bad_ihl"});
+  f.push_back({"ihl_below_5", PacketBuilder(ip_frame({})).set(14, 0x44).build(),
+               ParseStatus::kIpBadIhl, "drop:ip_bad_ihl"});
   f.push_back({"ihl_beyond_packet", PacketBuilder(ip_frame({.payload = 8})).set(14, 0x4f).build(),
                ParseStatus::kIpBadIhl, "drop:ip_bad_ihl"});
   {
     auto b = ip_frame({});
     b[14 + 2] = 0;  // total length 10 < header
     b[14 + 3] = 10;
-    f.push_back({"ip_total_length_below_header", b, ParseStatus::kIpBadLength, "drop:ip_bad_length"});
+    f.push_back(
+        {"ip_total_length_below_header", b, ParseStatus::kIpBadLength, "drop:ip_bad_length"});
   }
-  f.push_back({"ip_bad_checksum", PacketBuilder(ip_frame({})).set(14 + 10, 0xde).build(), ParseStatus::kOk,
-               "drop:ip_bad_checksum"});
-  f.push_back({"martian_source", ip_frame({.src = 0x7f000001}), ParseStatus::kOk, "drop:martian_source"});
-  f.push_back({"multicast_source", ip_frame({.src = 0xe0000001}), ParseStatus::kOk, "drop:martian_source"});
+  f.push_back({"ip_bad_checksum", PacketBuilder(ip_frame({})).set(14 + 10, 0xde).build(),
+               ParseStatus::kOk, "drop:ip_bad_checksum"});
+  f.push_back(
+      {"martian_source", ip_frame({.src = 0x7f000001}), ParseStatus::kOk, "drop:martian_source"});
+  f.push_back(
+      {"multicast_source", ip_frame({.src = 0xe0000001}), ParseStatus::kOk, "drop:martian_source"});
   f.push_back({"martian_destination", ip_frame({.dst = 0x00010203}), ParseStatus::kOk,
                "drop:martian_destination"});
-  f.push_back({"oversized", ip_frame({.payload = 1600}), ParseStatus::kOversized, "drop:oversized"});
+  f.push_back(
+      {"oversized", ip_frame({.payload = 1600}), ParseStatus::kOversized, "drop:oversized"});
   return f;
 }
 

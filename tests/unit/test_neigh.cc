@@ -20,16 +20,22 @@ struct FakeActions : NeighActions {
     log.push_back(std::string(dst ? "probe " : "who-has ") + format_ipv4(target) + " port " +
                   std::to_string(port));
   }
-  void publish(uint32_t slot, uint32_t, const MacAddr& mac, uint16_t) override { published[slot] = mac.to_u64(); }
+  void publish(uint32_t slot, uint32_t, const MacAddr& mac, uint16_t) override {
+    published[slot] = mac.to_u64();
+  }
   void unpublish(uint32_t slot, uint32_t) override { published.erase(slot); }
-  void transmit(void* p, uint16_t, const MacAddr&) override { sent.push_back(reinterpret_cast<intptr_t>(p)); }
+  void transmit(void* p, uint16_t, const MacAddr&) override {
+    sent.push_back(reinterpret_cast<intptr_t>(p));
+  }
   void unreachable(void* p) override { unreach.push_back(reinterpret_cast<intptr_t>(p)); }
   void discard(void* p) override { discarded.push_back(reinterpret_cast<intptr_t>(p)); }
   uint64_t grace_start() override { return next_token++; }
   bool grace_done(uint64_t t) override { return t <= grace; }
 };
 
-void* pkt(intptr_t i) { return reinterpret_cast<void*>(i); }
+void* pkt(intptr_t i) {
+  return reinterpret_cast<void*>(i);
+}
 const MacAddr kMac{{2, 0, 0, 0, 0, 0x11}};
 const MacAddr kMac2{{2, 0, 0, 0, 0, 0x22}};
 constexpr uint32_t kIp = 0x0a14000b;   // 10.20.0.11

@@ -11,7 +11,8 @@ namespace {
 TEST(Addr, ParsesAndRejects) {
   EXPECT_EQ(parse_ipv4("10.20.0.11"), 0x0a14000bu);
   EXPECT_EQ(parse_ipv4("255.255.255.255"), 0xffffffffu);
-  for (const char* bad : {"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1.2.3.4 ", "a.b.c.d", "1..2.3"})
+  for (const char* bad :
+       {"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1.2.3.4 ", "a.b.c.d", "1..2.3"})
     EXPECT_FALSE(parse_ipv4(bad)) << bad;
   auto p = parse_prefix("192.0.2.0/24");
   ASSERT_TRUE(p);

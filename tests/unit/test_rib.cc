@@ -47,7 +47,7 @@ TEST(Rib, DecisionsByLongestPrefix) {
   EXPECT_EQ(type_of("192.0.2.5"), nh::kAdj);
   EXPECT_EQ(val_of("192.0.2.5"), 9u);
   EXPECT_EQ(type_of("192.0.2.200"), nh::kBlackhole);  // /25 beats /24
-  EXPECT_EQ(type_of("8.8.8.8"), nh::kAdj);             // default route
+  EXPECT_EQ(type_of("8.8.8.8"), nh::kAdj);            // default route
   EXPECT_EQ(val_of("8.8.8.8"), 7u);
 }
 
