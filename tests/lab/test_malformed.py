@@ -90,7 +90,7 @@ def run(cmd, check=True, timeout=10):
 # ---- nfctl views -----------------------------------------------------------------------------
 
 def nfctl(*args):
-    return run(["nfctl", *args], timeout=5)
+    return run(["nfctl", *args], timeout=20)  # generous: the lab host may be busy
 
 
 def drop_view():
@@ -150,7 +150,7 @@ def fmt(d):
     return "{" + ", ".join(f"{k} +{v}" for k, v in sorted(d.items())) + "}" if d else "{no change}"
 
 
-def wait_counters(expect_drops=None, expect_punts=None, timeout=3.0, base=None):
+def wait_counters(expect_drops=None, expect_punts=None, timeout=5.0, base=None):
     """Polls until the expected deltas are reached (or timeout), then settles and returns deltas."""
     b_drops, b_punts = base
     end = time.time() + timeout

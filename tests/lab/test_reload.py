@@ -45,7 +45,7 @@ def die(msg):
 
 
 def nfctl(*args):
-    r = subprocess.run(["nfctl", *args], capture_output=True, text=True, timeout=10)
+    r = subprocess.run(["nfctl", *args], capture_output=True, text=True, timeout=20)  # the lab host may be busy
     return r.returncode, r.stdout, r.stderr
 
 
