@@ -501,6 +501,8 @@ std::vector<ConfigError> reload_blockers(const Config& cur, const Config& next) 
   if (cur.pipeline != next.pipeline) add("pipeline", "the stage chain");
   if (cur.control_socket != next.control_socket) add("control.socket", "the control socket");
   if (cur.eal_args != next.eal_args) add("eal.args", "EAL arguments");
+  if (cur.neighbour.max_entries != next.neighbour.max_entries)
+    add("neighbour.max_entries", "the neighbour table size");
   if (cur.ports.size() != next.ports.size()) {
     add("ports", "the number of ports");
   } else {

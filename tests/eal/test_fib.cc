@@ -1,6 +1,8 @@
 // The rte_lpm FIB agrees with the reference RIB lookup, and neighbour /32s come and go.
 #include <gtest/gtest.h>
+
 #include <rte_rcu_qsbr.h>
+#include "tests/common/config_helpers.h"
 
 #include <random>
 
@@ -11,8 +13,7 @@ namespace nf {
 namespace {
 
 Config load(const std::string& text) {
-  LoadResult r = load_config("t.conf", &text);
-  return std::get<Config>(r);
+  return test::load_valid(text);
 }
 
 const char* kConf = R"(

@@ -2,15 +2,15 @@
 // oracle the rte_lpm FIB is compared against in tests/eal/test_fib.cc).
 #include <gtest/gtest.h>
 
+#include "tests/common/config_helpers.h"
+
 #include "nf/route/rib.h"
 
 namespace nf {
 namespace {
 
 Config load(const std::string& text) {
-  LoadResult r = load_config("t.conf", &text);
-  if (auto* e = std::get_if<std::vector<ConfigError>>(&r)) ADD_FAILURE() << format_errors(*e);
-  return std::get<Config>(r);
+  return test::load_valid(text);
 }
 
 const char* kTwoPorts = R"(
