@@ -5,7 +5,7 @@
 // A worker lcore receives a burst from a port, parses each frame once into PacketMeta, and
 // hands the burst to the first stage of its chain. A stage is called once per burst (one
 // indirect call) and runs an inline per-packet loop. Each packet leaves a stage with exactly
-// one outcome, recorded in the Emit sink:
+// one outcome, recorded in the Emit sink (begin_stage() before the call, end_stage() after):
 //
 //   next(m)          continue to the next stage of the chain
 //   tx(m, port)      transmit on a port (buffered; drained every burst or timer tick)
@@ -27,6 +27,7 @@
 #include <rte_mbuf.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -43,6 +44,9 @@ inline constexpr uint16_t kTxBufCap = 2 * kMaxBurst;  // flushed at >= kMaxBurst
 
 struct Burst {
   uint16_t n = 0;
+  // Set by the worker when every packet parsed as a valid, unpadded IPv4 datagram, so the
+  // input stage can pass the burst on without looking at each packet again.
+  bool clean = false;
   rte_mbuf* pkts[kMaxBurst];
 };
 
@@ -80,36 +84,52 @@ class Emit {
   };
 
   // Starts a stage: its `next` packets go to the buffer the previous stage did not fill.
+  // Outcome totals are taken as buffer deltas in end_stage(), so the per-packet calls below
+  // touch no counter (except per-reason drops and replies, which are rare).
   void begin_stage(StageCounters* c) {
     cur_ = c;
     out_ ^= 1;
     bufs_[out_].n = 0;
+    bufs_[out_].clean = false;
+    punt0_ = punt_.n;
+    drop0_ = drop_.n;
+    reply0_ = replies_;
+    tx0_ = tx_total();
+  }
+  void end_stage() {
+    const uint64_t tx = tx_total() - tx0_;
+    const uint64_t reply = replies_ - reply0_;
+    cur_->next += bufs_[out_].n;
+    cur_->punt += punt_.n - punt0_;
+    cur_->drop += drop_.n - drop0_;
+    cur_->reply += reply;
+    cur_->tx += tx - reply;
   }
   void next(rte_mbuf* m) {
-    cur_->next++;
     Burst& b = bufs_[out_];
     b.pkts[b.n++] = m;
   }
-  void tx(rte_mbuf* m, uint16_t port) {
-    cur_->tx++;
-    to_port(m, port);
-  }
+  void tx(rte_mbuf* m, uint16_t port) { to_port(m, port); }
   void reply(rte_mbuf* m) {
-    cur_->reply++;
+    replies_++;
     to_port(m, m->port);
   }
   void punt(rte_mbuf* m, PuntReason r) {
-    cur_->punt++;
     meta(m).punt = r;
     punt_.pkts[punt_.n++] = m;
   }
   void drop(rte_mbuf* m, uint8_t reason) {
-    cur_->drop++;
     cur_->drops[reason]++;
     drop_.pkts[drop_.n++] = m;
   }
 
   Burst& next_burst() { return bufs_[out_]; }
+  // Hands the whole of `in` on to the next stage (a stage's fast path for uniform bursts).
+  void next_all(const Burst& in) {
+    Burst& b = bufs_[out_];
+    std::memcpy(b.pkts + b.n, in.pkts, in.n * sizeof(rte_mbuf*));
+    b.n = static_cast<uint16_t>(b.n + in.n);
+  }
   Burst& punts() { return punt_; }
   Burst& drops() { return drop_; }
   TxBuf& txbuf(uint16_t port) { return tx_[port]; }
@@ -122,9 +142,20 @@ class Emit {
     b.pkts[b.n++] = m;
   }
 
+  uint32_t tx_total() const {
+    uint32_t t = 0;
+    for (uint16_t p = 0; p < nb_ports_; ++p) t += tx_[p].n;
+    return t;
+  }
+
   StageCounters* cur_ = nullptr;
   Burst bufs_[2];
   uint8_t out_ = 0;
+  uint16_t punt0_ = 0;
+  uint16_t drop0_ = 0;
+  uint32_t tx0_ = 0;
+  uint64_t replies_ = 0;
+  uint64_t reply0_ = 0;
   Burst punt_;
   Burst drop_;
   uint16_t nb_ports_ = 0;

@@ -23,6 +23,9 @@ enum class ParseStatus : uint8_t {
   kIpBadIhl,     // IHL < 5 or header longer than the datagram
   kIpBadLength,  // total length smaller than the header
   kOversized,    // longer than the port's MTU allows (a giant)
+  kIpBadChecksum,
+  kMartianSource,       // RFC 1812 5.3.7: 0/8, 127/8, class D/E
+  kMartianDestination,  // 0/8, 127/8
   kCount
 };
 
@@ -53,6 +56,7 @@ inline constexpr uint8_t kLaterFragment = 2;  // non-zero offset: no L4 header p
 inline constexpr uint8_t kDontFragment = 4;
 inline constexpr uint8_t kIpOptions = 8;
 inline constexpr uint8_t kLocalOrigin = 16;  // built by the management lcore, not forwarded
+inline constexpr uint8_t kPadded = 32;       // the frame extends past the IP datagram
 }  // namespace meta_flags
 
 struct PacketMeta {
@@ -66,8 +70,9 @@ struct PacketMeta {
   uint8_t flags;  // meta_flags
   PuntReason punt;
   uint8_t reserved;
-  uint16_t out_port;  // egress port chosen by forwarding (valid for kNeighMiss/kFrag*)
-  uint32_t next_hop;  // next-hop IPv4 address, host order (valid for kNeighMiss)
+  uint16_t out_port;  // egress port (frames the management lcore sends through a worker)
+  uint32_t ip_dst;    // IPv4 destination, host order (valid when parse == kOk), for lookups
+                      // that need not touch the packet again
 };
 static_assert(sizeof(PacketMeta) <= 32, "PacketMeta must stay small: it shares the mbuf line");
 

@@ -1,7 +1,9 @@
-// Structural parse of one Ethernet frame into PacketMeta. Pure and inline: it reads a byte
-// view and the receiving port's MAC, touches no DPDK state, and is what both the workers and
-// the fuzz/unit tests call. Checksums are not verified here (that is a per-protocol decision
-// of the stage that consumes the header).
+// The one parse of a received frame into PacketMeta. Pure and inline: it reads a byte view and
+// the receiving port's MAC, touches no DPDK state, and is what both the workers and the
+// fuzz/unit tests call. For IPv4 it also completes the header validation of RFC 1812 5.2.2
+// (version, IHL, lengths, header checksum) and 5.3.7 (martian addresses) while the header is
+// in registers, so no later stage reads it again to check it. L4 checksums are left to the
+// stage that consumes the L4 header.
 #pragma once
 
 #include <rte_arp.h>
@@ -13,6 +15,7 @@
 #include <cstring>
 
 #include "nf/net/addr.h"
+#include "nf/net/checksum.h"
 #include "nf/net/packet_meta.h"
 
 namespace nf {
@@ -20,7 +23,7 @@ namespace nf {
 // `max_frame` is the largest frame the port accepts (MTU + Ethernet header + one tag).
 inline void parse_frame(const uint8_t* p, uint32_t len, const MacAddr& port_mac, uint32_t max_frame,
                         PacketMeta& m) {
-  std::memset(&m, 0, sizeof m);
+  m = PacketMeta{};
   if (len < sizeof(rte_ether_hdr)) [[unlikely]] {
     m.parse = ParseStatus::kRunt;
     return;
@@ -76,6 +79,19 @@ inline void parse_frame(const uint8_t* p, uint32_t len, const MacAddr& port_mac,
       m.l4_off = static_cast<uint16_t>(m.l3_off + hlen);
     }
     if (hlen > sizeof(rte_ipv4_hdr)) m.flags |= meta_flags::kIpOptions;
+    if (tlen < l3_avail) m.flags |= meta_flags::kPadded;
+    if (!ipv4_cksum_ok(ip)) [[unlikely]] {
+      m.parse = ParseStatus::kIpBadChecksum;
+      return;
+    }
+    if (is_martian_source(rte_be_to_cpu_32(ip->src_addr))) [[unlikely]] {
+      m.parse = ParseStatus::kMartianSource;
+      return;
+    }
+    m.ip_dst = rte_be_to_cpu_32(ip->dst_addr);
+    const uint8_t dtop = static_cast<uint8_t>(m.ip_dst >> 24);
+    if (dtop == 0 || dtop == 127) [[unlikely]]
+      m.parse = ParseStatus::kMartianDestination;
     return;
   }
   switch (m.ether_type) {

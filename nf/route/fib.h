@@ -28,6 +28,10 @@ class Fib {
 
   // 0 on success; next hop in `nh`.
   int lookup(uint32_t addr, uint32_t& nh) const { return rte_lpm_lookup(lpm_, addr, &nh); }
+  // Four at once (SIMD): each result is the next hop, or `miss` when nothing matched.
+  void lookupx4(xmm_t ips, uint32_t out[4], uint32_t miss) const {
+    rte_lpm_lookupx4(lpm_, ips, out, miss);
+  }
   // Bulk: results as rte_lpm_lookup_bulk (RTE_LPM_LOOKUP_SUCCESS flag + next hop).
   void lookup_bulk(const uint32_t* addrs, uint32_t* out, unsigned n) const {
     rte_lpm_lookup_bulk(lpm_, addrs, out, n);

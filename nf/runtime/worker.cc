@@ -4,6 +4,7 @@
 
 #include "drivers-glue/ports.h"
 #include "nf/net/parse.h"
+#include "pipelines/ip4/input_stage.h"
 
 namespace nf {
 
@@ -31,12 +32,16 @@ void Worker::flush_all() {
 void Worker::process_burst(Burst& in, const StageCtx& ctx) {
   const size_t nstages = s_.chain.size();
   Burst* cur = &in;
+  // One timestamp between stages serves as the end of one and the start of the next.
+  uint64_t t = rte_rdtsc();
   for (size_t i = 0; i < nstages && cur->n; ++i) {
     StageCounters& sc = c_.stages[i];
     emit_.begin_stage(&sc);
-    const uint64_t t0 = rte_rdtsc();
     s_.chain[i]->process(*cur, ctx, emit_);
-    sc.cycles += rte_rdtsc() - t0;
+    emit_.end_stage();
+    const uint64_t t1 = rte_rdtsc();
+    sc.cycles += t1 - t;
+    t = t1;
     sc.calls++;
     sc.pkts += cur->n;
     cur = &emit_.next_burst();
@@ -87,12 +92,16 @@ int Worker::run() {
       c_.ports[p].rx += b.n;
       const PortView& pv = snap->ports[p];
       const uint32_t max_frame = pv.mtu + RTE_ETHER_HDR_LEN + 4;
+      bool clean = true;
       for (uint16_t i = 0; i < b.n; ++i) {
         rte_mbuf* m = b.pkts[i];
         if (i + 1 < b.n) rte_prefetch0(rte_pktmbuf_mtod(b.pkts[i + 1], void*));
         m->port = p;  // from here on, a port is its configuration index
-        parse_frame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, pv.mac, max_frame, meta(m));
+        PacketMeta& md = meta(m);
+        parse_frame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, pv.mac, max_frame, md);
+        clean &= ip4::InputStage::is_clean(md);
       }
+      b.clean = clean;
       process_burst(b, ctx);
     }
 

@@ -57,10 +57,12 @@ routes = ( { prefix = "192.0.2.0/24"; via = "10.20.0.9"; },
     b.pkts[0] = fm.mbuf();
     out.begin_stage(&ci);
     in.process(b, ctx, out);
+    out.end_stage();
     if (ci.next != 1) return "input:not-next";
     Burst& from_input = out.next_burst();  // begin_stage() below writes to the other buffer
     out.begin_stage(&cf);
     fwd.process(from_input, ctx, out);
+    out.end_stage();
     EXPECT_EQ(cf.next + cf.tx + cf.reply + cf.punt + cf.drop, 1u);
     if (cf.tx) {
       for (uint16_t p = 0; p < 2; ++p)

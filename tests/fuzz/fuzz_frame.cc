@@ -26,6 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   b.n = 1;
   b.pkts[0] = fm->mbuf();
   st.process(b, StageCtx{}, out);
+  out.end_stage();
   if (c.next + c.tx + c.reply + c.punt + c.drop != 1) std::abort();
   if (c.next) {
     const PacketMeta& m = meta(fm->mbuf());

@@ -86,13 +86,13 @@ std::vector<Fixture> fixtures() {
         {"ip_total_length_below_header", b, ParseStatus::kIpBadLength, "drop:ip_bad_length"});
   }
   f.push_back({"ip_bad_checksum", PacketBuilder(ip_frame({})).set(14 + 10, 0xde).build(),
-               ParseStatus::kOk, "drop:ip_bad_checksum"});
-  f.push_back(
-      {"martian_source", ip_frame({.src = 0x7f000001}), ParseStatus::kOk, "drop:martian_source"});
-  f.push_back(
-      {"multicast_source", ip_frame({.src = 0xe0000001}), ParseStatus::kOk, "drop:martian_source"});
-  f.push_back({"martian_destination", ip_frame({.dst = 0x00010203}), ParseStatus::kOk,
-               "drop:martian_destination"});
+               ParseStatus::kIpBadChecksum, "drop:ip_bad_checksum"});
+  f.push_back({"martian_source", ip_frame({.src = 0x7f000001}), ParseStatus::kMartianSource,
+               "drop:martian_source"});
+  f.push_back({"multicast_source", ip_frame({.src = 0xe0000001}), ParseStatus::kMartianSource,
+               "drop:martian_source"});
+  f.push_back({"martian_destination", ip_frame({.dst = 0x00010203}),
+               ParseStatus::kMartianDestination, "drop:martian_destination"});
   f.push_back(
       {"oversized", ip_frame({.payload = 1600}), ParseStatus::kOversized, "drop:oversized"});
   return f;
@@ -120,6 +120,7 @@ TEST(InputStage, EveryFrameKindHasItsOutcome) {
     b.n = 1;
     b.pkts[0] = fm.mbuf();
     st.process(b, StageCtx{}, out);
+    out.end_stage();
     EXPECT_EQ(outcome_of(c, fm.mbuf()), fx.outcome);
     // Exactly one outcome per packet.
     EXPECT_EQ(c.next + c.tx + c.reply + c.punt + c.drop, 1u);
@@ -149,6 +150,7 @@ TEST(InputStage, BurstConservesPacketsAndTrimsPadding) {
   out.begin_stage(&c);
   const uint16_t n = b.n;
   st.process(b, StageCtx{}, out);
+  out.end_stage();
   uint64_t drops = 0;
   for (uint64_t d : c.drops) drops += d;
   EXPECT_EQ(c.next + c.punt + c.drop, n);
@@ -157,6 +159,38 @@ TEST(InputStage, BurstConservesPacketsAndTrimsPadding) {
   EXPECT_EQ(out.punts().n, c.punt);
   EXPECT_EQ(out.drops().n, c.drop);
   EXPECT_EQ(ms.back()->mbuf()->pkt_len, 14u + 28u);
+}
+
+// The worker marks a burst clean when every frame parsed as valid unpadded IPv4; the stage then
+// passes it on whole, with the same outcome the per-packet path gives.
+TEST(InputStage, CleanBurstMovesWhole) {
+  std::vector<std::unique_ptr<FakeMbuf>> ms;
+  Burst b;
+  b.n = 0;
+  b.clean = true;
+  for (int i = 0; i < kMaxBurst; ++i) {
+    ms.push_back(
+        std::make_unique<FakeMbuf>(ip_frame({.dst = 0x0a140000u + static_cast<uint32_t>(i)})));
+    ms.back()->parse(kPortMac);
+    b.clean &= InputStage::is_clean(meta(ms.back()->mbuf()));
+    b.pkts[b.n++] = ms.back()->mbuf();
+  }
+  ASSERT_TRUE(b.clean);
+  InputStage st;
+  Emit out;
+  StageCounters c{};
+  out.begin_stage(&c);
+  st.process(b, StageCtx{}, out);
+  out.end_stage();
+  EXPECT_EQ(c.next, static_cast<uint64_t>(kMaxBurst));
+  ASSERT_EQ(out.next_burst().n, kMaxBurst);
+  for (int i = 0; i < kMaxBurst; ++i) EXPECT_EQ(out.next_burst().pkts[i], b.pkts[i]);
+  // One padded frame makes the burst unclean.
+  auto padded = ip_frame({.payload = 8});
+  padded.resize(padded.size() + 4, 0);
+  FakeMbuf pm(padded);
+  pm.parse(kPortMac);
+  EXPECT_FALSE(InputStage::is_clean(meta(pm.mbuf())));
 }
 
 }  // namespace
