@@ -20,7 +20,7 @@
 
 namespace nf {
 
-// `max_frame` is the largest frame the port accepts (MTU + Ethernet header + one tag).
+// `max_frame` is the largest frame the port accepts (MTU + Ethernet header).
 inline void parse_frame(const uint8_t* p, uint32_t len, const MacAddr& port_mac, uint32_t max_frame,
                         PacketMeta& m) {
   m = PacketMeta{};

@@ -604,8 +604,15 @@ int Management::run() {
       next_tick_ = now + hz_ / 10;
     }
     s_.rcu->reclaim();
-    // The management lcore shares a CPU with the rest of the system: it sleeps when idle.
-    if (total == 0) rte_delay_us_sleep(100);
+    // The management lcore shares a CPU with the rest of the system (often a worker's): it
+    // sleeps when idle, 100 us at first, 1 ms once it has been idle for a tenth of a second,
+    // so an idle appliance costs next to nothing and a burst of ARP waits at most 1 ms.
+    if (total == 0) {
+      rte_delay_us_sleep(idle_loops_ < 1000 ? 100 : 1000);
+      ++idle_loops_;
+    } else {
+      idle_loops_ = 0;
+    }
   }
   control_.reset();
   return 0;

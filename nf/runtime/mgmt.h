@@ -140,7 +140,8 @@ class Management final : public NeighActions {
   };
   std::vector<Garp> garps_;
   unsigned inject_rr_ = 0;
-  uint32_t garp_sip_ = 0;  // non-zero while sending a gratuitous ARP
+  uint32_t garp_sip_ = 0;
+  uint32_t idle_loops_ = 0;  // non-zero while sending a gratuitous ARP
 };
 
 }  // namespace nf

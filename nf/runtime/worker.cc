@@ -91,7 +91,7 @@ int Worker::run() {
       busy = true;
       c_.ports[p].rx += b.n;
       const PortView& pv = snap->ports[p];
-      const uint32_t max_frame = pv.mtu + RTE_ETHER_HDR_LEN + 4;
+      const uint32_t max_frame = pv.mtu + RTE_ETHER_HDR_LEN;  // tagged frames are not accepted
       bool clean = true;
       for (uint16_t i = 0; i < b.n; ++i) {
         rte_mbuf* m = b.pkts[i];

@@ -46,7 +46,7 @@ class FakeMbuf {
   // Parses like a worker does on receive.
   void parse(const MacAddr& port_mac, uint16_t mtu = 1500) {
     parse_frame(rte_pktmbuf_mtod(mbuf(), const uint8_t*), mbuf()->data_len, port_mac,
-                mtu + RTE_ETHER_HDR_LEN + 4, meta(mbuf()));
+                mtu + RTE_ETHER_HDR_LEN, meta(mbuf()));
   }
   rte_mbuf* mbuf() { return reinterpret_cast<rte_mbuf*>(mem_); }
   std::vector<uint8_t> bytes() {

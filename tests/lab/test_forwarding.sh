@@ -17,7 +17,8 @@ FAILED=()
 OUT=$(mktemp)
 trap 'rm -f "$OUT"' EXIT
 
-nfctl() { timeout 20 command nfctl "$@"; }  # never hang the test if nf stops answering
+NFCTL=$(command -v nfctl || echo /usr/local/bin/nfctl)
+nfctl() { timeout 20 "$NFCTL" "$@"; }  # never hang the test if nf stops answering
 ok()   { PASS=$((PASS + 1)); echo "  [PASS] $*"; }
 bad()  { FAIL=$((FAIL + 1)); FAILED+=("$*"); echo "  [FAIL] $*"; }
 die()  { echo "test_forwarding: FAIL: $*" >&2; exit 1; }

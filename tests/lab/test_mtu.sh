@@ -27,8 +27,10 @@ WORK=$(mktemp -d /tmp/nf-test-mtu.XXXXXX)
 OUT=$WORK/out
 SRV1_MTU_OLD=
 TCPDUMP_PID=
+trap 'rm -rf "$WORK"' EXIT
 
-nfctl() { timeout 20 command nfctl "$@"; }  # never hang the test if nf stops answering
+NFCTL=$(command -v nfctl || echo /usr/local/bin/nfctl)
+nfctl() { timeout 20 "$NFCTL" "$@"; }  # never hang the test if nf stops answering
 ok()  { PASS=$((PASS + 1)); echo "  [PASS] $*"; }
 bad() { FAIL=$((FAIL + 1)); FAILED+=("$*"); echo "  [FAIL] $*"; }
 die() { echo "test_mtu: FAIL: $*" >&2; exit 1; }
