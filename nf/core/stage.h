@@ -110,6 +110,21 @@ class Emit {
     b.pkts[b.n++] = m;
   }
   void tx(rte_mbuf* m, uint16_t port) { to_port(m, port); }
+  // The same for a whole batch (pkts[i] to ports[i]), appended run by run. Stages that
+  // transmit most of a burst collect locally and call this once: a per-packet tx() has to
+  // read and write the buffer's count in memory, which packet writes may alias.
+  void tx_batch(rte_mbuf* const* pkts, const uint16_t* ports, uint16_t n) {
+    uint16_t i = 0;
+    while (i < n) {
+      const uint16_t p = ports[i];
+      uint16_t j = static_cast<uint16_t>(i + 1);
+      while (j < n && ports[j] == p) ++j;
+      TxBuf& b = tx_[p];
+      std::memcpy(b.pkts + b.n, pkts + i, (j - i) * sizeof(rte_mbuf*));
+      b.n = static_cast<uint16_t>(b.n + (j - i));
+      i = j;
+    }
+  }
   void reply(rte_mbuf* m) {
     replies_++;
     to_port(m, m->port);

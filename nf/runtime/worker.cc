@@ -29,11 +29,13 @@ void Worker::flush_all() {
   for (uint16_t p = 0; p < nb_ports_; ++p) flush_port(p);
 }
 
-void Worker::process_burst(Burst& in, const StageCtx& ctx) {
+uint64_t Worker::process_burst(Burst& in, StageCtx& ctx) {
   const size_t nstages = s_.chain.size();
   Burst* cur = &in;
-  // One timestamp between stages serves as the end of one and the start of the next.
+  // One TSC read per stage boundary: the end of one stage is the start of the next, and the
+  // last one is handed back as the loop's "now".
   uint64_t t = rte_rdtsc();
+  ctx.now_tsc = t;
   for (size_t i = 0; i < nstages && cur->n; ++i) {
     StageCounters& sc = c_.stages[i];
     emit_.begin_stage(&sc);
@@ -70,11 +72,13 @@ void Worker::process_burst(Burst& in, const StageCtx& ctx) {
   }
   for (uint16_t p = 0; p < nb_ports_; ++p)
     if (emit_.txbuf(p).n >= kMaxBurst) flush_port(p);
+  return t;
 }
 
 int Worker::run() {
   s_.rcu->online(s_.id);
-  uint64_t last_drain = rte_rdtsc();
+  uint64_t last = rte_rdtsc();
+  uint64_t last_drain = last;
   Burst b;
   StageCtx ctx{nullptr, 0, s_.id};
   while (!s_.stop->load(std::memory_order_relaxed)) {
@@ -82,13 +86,10 @@ int Worker::run() {
     const Snapshot* snap = s_.snapshot->load();
     ctx.snap = snap;
     c_.snapshot_generation = snap->generation;
-    const uint64_t t0 = rte_rdtsc();
-    ctx.now_tsc = t0;
-    bool busy = false;
+    uint64_t now = 0;
     for (uint16_t p = 0; p < nb_ports_; ++p) {
       b.n = s_.ports->rx(p, s_.id, b.pkts, kMaxBurst);
       if (!b.n) continue;
-      busy = true;
       c_.ports[p].rx += b.n;
       const PortView& pv = snap->ports[p];
       const uint32_t max_frame = pv.mtu + RTE_ETHER_HDR_LEN;  // tagged frames are not accepted
@@ -102,14 +103,13 @@ int Worker::run() {
         clean &= ip4::InputStage::is_clean(md);
       }
       b.clean = clean;
-      process_burst(b, ctx);
+      now = process_burst(b, ctx);
     }
 
     rte_mbuf* inj[kMaxBurst];
     unsigned ni = rte_ring_sc_dequeue_burst(s_.inject_ring, reinterpret_cast<void**>(inj),
                                             kMaxBurst, nullptr);
     if (ni) {
-      busy = true;
       c_.injected += ni;
       for (unsigned i = 0; i < ni; ++i) {
         uint16_t port = meta(inj[i]).out_port;
@@ -119,7 +119,8 @@ int Worker::run() {
       }
     }
 
-    const uint64_t now = rte_rdtsc();
+    const bool busy = now != 0;
+    if (!busy) now = rte_rdtsc();
     if (now - last_drain >= s_.drain_tsc) {
       flush_all();
       last_drain = now;
@@ -127,13 +128,13 @@ int Worker::run() {
     c_.loops++;
     if (busy) {
       c_.busy_loops++;
-      c_.busy_cycles += now - t0;
+      c_.busy_cycles += now - last;
     }
+    last = now;
     s_.rcu->quiescent(s_.id);
   }
   flush_all();
   s_.rcu->offline(s_.id);
   return 0;
 }
-
 }  // namespace nf

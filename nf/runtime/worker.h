@@ -38,7 +38,7 @@ struct alignas(64) WorkerCounters {
   uint64_t chain_end;  // left the last stage with `next`: dropped
   uint64_t loops;
   uint64_t busy_loops;
-  uint64_t busy_cycles;
+  uint64_t busy_cycles;  // from the end of the previous loop to the end of a busy one
   uint64_t snapshot_generation;
 };
 
@@ -63,9 +63,9 @@ class Worker {
   uint16_t id() const { return s_.id; }
   uint32_t lcore() const { return s_.lcore; }
 
-  // One burst through the chain and Emit's flush, without ethdev RX: the worker loop and the
-  // tests/benchmarks share it.
-  void process_burst(Burst& b, const StageCtx& ctx);
+  // One burst through the chain and Emit's flush, without ethdev RX. Returns the TSC at its
+  // end (the worker loop's "now").
+  uint64_t process_burst(Burst& b, StageCtx& ctx);
   void flush_port(uint16_t port);
   void flush_all();
 

@@ -52,6 +52,9 @@ class ForwardStage final : public Stage {
       res[i4] = s.fib->lookup(dst[i4], r) == 0 ? r : kMiss;
     }
 
+    rte_mbuf* fwd[kMaxBurst];
+    uint16_t fwd_port[kMaxBurst];
+    uint16_t nfwd = 0;
     for (uint16_t i = 0; i < in.n; ++i) {
       rte_mbuf* m = in.pkts[i];
       PacketMeta& md = meta(m);
@@ -112,8 +115,11 @@ class ForwardStage final : public Stage {
       auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
       AdjTable::copy_mac(w, eth->dst_addr.addr_bytes);
       std::memcpy(eth->src_addr.addr_bytes, s.ports[port].mac.b.data(), 6);
-      out.tx(m, port);
+      fwd[nfwd] = m;
+      fwd_port[nfwd] = port;
+      ++nfwd;
     }
+    out.tx_batch(fwd, fwd_port, nfwd);
   }
 };
 
