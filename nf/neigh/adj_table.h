@@ -26,6 +26,8 @@ class AdjTable {
   uint32_t size() const { return n_; }
 
   uint64_t load(uint32_t s) const { return slots_[s].load(std::memory_order_relaxed); }
+  // The word array itself, for loops that hoist it (the table never moves).
+  const std::atomic<uint64_t>* words() const { return slots_.get(); }
   static bool valid(uint64_t w) { return (w & kValid) != 0; }
   static uint16_t port(uint64_t w) { return static_cast<uint16_t>((w >> 48) & 0x7fff); }
   static void copy_mac(uint64_t w, uint8_t* dst) { std::memcpy(dst, &w, 6); }  // little-endian

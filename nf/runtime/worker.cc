@@ -91,15 +91,17 @@ int Worker::run() {
       b.n = s_.ports->rx(p, s_.id, b.pkts, kMaxBurst);
       if (!b.n) continue;
       c_.ports[p].rx += b.n;
-      const PortView& pv = snap->ports[p];
-      const uint32_t max_frame = pv.mtu + RTE_ETHER_HDR_LEN;  // tagged frames are not accepted
+      // Locals, not references into the snapshot: the parse stores into mbufs, which the
+      // compiler must assume alias anything it would otherwise re-read per packet.
+      const MacAddr mac = snap->ports[p].mac;
+      const uint32_t max_frame = snap->ports[p].mtu + RTE_ETHER_HDR_LEN;  // no tagged frames
       bool clean = true;
       for (uint16_t i = 0; i < b.n; ++i) {
         rte_mbuf* m = b.pkts[i];
         if (i + 1 < b.n) rte_prefetch0(rte_pktmbuf_mtod(b.pkts[i + 1], void*));
         m->port = p;  // from here on, a port is its configuration index
         PacketMeta& md = meta(m);
-        parse_frame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, pv.mac, max_frame, md);
+        parse_frame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, mac, max_frame, md);
         clean &= ip4::InputStage::is_clean(md);
       }
       b.clean = clean;

@@ -55,6 +55,10 @@ class ForwardStage final : public Stage {
     rte_mbuf* fwd[kMaxBurst];
     uint16_t fwd_port[kMaxBurst];
     uint16_t nfwd = 0;
+    // Hoisted: stores into packets may alias anything, so the compiler would reload these
+    // per packet.
+    const std::atomic<uint64_t>* const adj = s.adj->words();
+    const PortView* const ports = s.ports;
     for (uint16_t i = 0; i < in.n; ++i) {
       rte_mbuf* m = in.pkts[i];
       PacketMeta& md = meta(m);
@@ -95,7 +99,7 @@ class ForwardStage final : public Stage {
       uint64_t w = 0;
       uint16_t port;
       if (t == nh::kAdj) [[likely]] {
-        w = s.adj->load(nh::value(n));
+        w = adj[nh::value(n)].load(std::memory_order_relaxed);
         if (!AdjTable::valid(w)) [[unlikely]] {
           out.punt(m, PuntReason::kNeighMiss);
           continue;
@@ -105,7 +109,7 @@ class ForwardStage final : public Stage {
         out.punt(m, PuntReason::kNeighMiss);
         continue;
       }
-      if (md.l3_len > s.ports[port].mtu) [[unlikely]] {
+      if (md.l3_len > ports[port].mtu) [[unlikely]] {
         md.out_port = port;
         out.punt(m, (md.flags & meta_flags::kDontFragment) ? PuntReason::kFragNeeded
                                                            : PuntReason::kFragment);
@@ -114,7 +118,7 @@ class ForwardStage final : public Stage {
       ipv4_dec_ttl(ip);
       auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
       AdjTable::copy_mac(w, eth->dst_addr.addr_bytes);
-      std::memcpy(eth->src_addr.addr_bytes, s.ports[port].mac.b.data(), 6);
+      std::memcpy(eth->src_addr.addr_bytes, ports[port].mac.b.data(), 6);
       fwd[nfwd] = m;
       fwd_port[nfwd] = port;
       ++nfwd;
