@@ -58,7 +58,8 @@ inline PacketMeta& meta(rte_mbuf* m) {
 struct alignas(64) StageCounters {
   uint64_t calls;
   uint64_t pkts;
-  uint64_t cycles;
+  uint64_t cycles;      // TSC cycles spent in the stage, over the timed bursts only
+  uint64_t timed_pkts;  // packets of the timed bursts: cycles / timed_pkts = cycles/packet
   uint64_t next;
   uint64_t tx;
   uint64_t reply;

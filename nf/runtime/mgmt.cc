@@ -73,7 +73,7 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
   snap->adj = adj_.get();
   snap->nb_ports = s_.ports->count();
   for (uint16_t p = 0; p < snap->nb_ports; ++p)
-    snap->ports[p] = {s_.ports->mac(p), c->ports[p].mtu};
+    snap->ports[p] = PortView::make(s_.ports->mac(p), c->ports[p].mtu);
 
   std::vector<std::pair<uint32_t, uint16_t>> gws;
   for (const RouteConfig& r : c->routes)

@@ -79,21 +79,24 @@ std::string Management::show_stages() const {
     StageCounters tot{};
     for (const auto& w : *s_.workers) {
       const StageCounters& c = w->counters().stages[si];
-      uint64_t v[] = {rd(c.calls), rd(c.pkts),  rd(c.cycles), rd(c.next),
-                      rd(c.tx),    rd(c.reply), rd(c.punt),   rd(c.drop)};
+      uint64_t v[] = {rd(c.calls), rd(c.pkts), rd(c.cycles), rd(c.next),      rd(c.tx),
+                      rd(c.reply), rd(c.punt), rd(c.drop),   rd(c.timed_pkts)};
       out += line("%-8u %-12s %12" PRIu64 " %14" PRIu64 " %10.1f %12" PRIu64 " %12" PRIu64
                   " %8" PRIu64 " %10" PRIu64 " %10" PRIu64,
                   w->id(), cfg_->pipeline[si].c_str(), v[0], v[1],
-                  v[1] ? static_cast<double>(v[2]) / static_cast<double>(v[1]) : 0.0, v[3], v[4],
+                  v[8] ? static_cast<double>(v[2]) / static_cast<double>(v[8]) : 0.0, v[3], v[4],
                   v[5], v[6], v[7]);
-      tot.calls += v[0], tot.pkts += v[1], tot.cycles += v[2], tot.next += v[3], tot.tx += v[4];
+      tot.calls += v[0], tot.timed_pkts += v[8], tot.pkts += v[1], tot.cycles += v[2],
+          tot.next += v[3], tot.tx += v[4];
       tot.reply += v[5], tot.punt += v[6], tot.drop += v[7];
     }
     if (s_.workers->size() > 1)
       out += line("%-8s %-12s %12" PRIu64 " %14" PRIu64 " %10.1f %12" PRIu64 " %12" PRIu64
                   " %8" PRIu64 " %10" PRIu64 " %10" PRIu64,
                   "all", cfg_->pipeline[si].c_str(), tot.calls, tot.pkts,
-                  tot.pkts ? static_cast<double>(tot.cycles) / static_cast<double>(tot.pkts) : 0.0,
+                  tot.timed_pkts
+                      ? static_cast<double>(tot.cycles) / static_cast<double>(tot.timed_pkts)
+                      : 0.0,
                   tot.next, tot.tx, tot.reply, tot.punt, tot.drop);
   }
   return out;

@@ -4,7 +4,10 @@
 // and concurrent readers.
 #pragma once
 
+#include <rte_ether.h>
+
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -18,6 +21,19 @@ namespace nf {
 struct PortView {
   MacAddr mac;
   uint16_t mtu;
+  // Bytes 6..13 of an IPv4 frame sent from this port (source MAC, then ethertype 0x0800), so
+  // forwarding writes the Ethernet header in two 8-byte stores.
+  uint64_t src_and_type;
+
+  static PortView make(const MacAddr& mac, uint16_t mtu) {
+    PortView v{mac, mtu, 0};
+    uint8_t b[8];
+    std::memcpy(b, mac.b.data(), 6);
+    b[6] = RTE_ETHER_TYPE_IPV4 >> 8;
+    b[7] = RTE_ETHER_TYPE_IPV4 & 0xff;
+    std::memcpy(&v.src_and_type, b, 8);
+    return v;
+  }
 };
 
 struct Snapshot {

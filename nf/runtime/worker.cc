@@ -29,21 +29,25 @@ void Worker::flush_all() {
   for (uint16_t p = 0; p < nb_ports_; ++p) flush_port(p);
 }
 
-uint64_t Worker::process_burst(Burst& in, StageCtx& ctx) {
+void Worker::process_burst(Burst& in, StageCtx& ctx) {
   const size_t nstages = s_.chain.size();
   Burst* cur = &in;
-  // One TSC read per stage boundary: the end of one stage is the start of the next, and the
-  // last one is handed back as the loop's "now".
-  uint64_t t = rte_rdtsc();
-  ctx.now_tsc = t;
+  // Stage cycles are sampled: one burst in kTimedEvery is timed (a TSC read per stage
+  // boundary), the rest run without reading the clock, which costs ~25 cycles a read here.
+  // Packet counts are exact for every burst.
+  const bool timed = (++bursts_ & (kTimedEvery - 1)) == 0;
+  uint64_t t = timed ? rte_rdtsc() : 0;
   for (size_t i = 0; i < nstages && cur->n; ++i) {
     StageCounters& sc = c_.stages[i];
     emit_.begin_stage(&sc);
     s_.chain[i]->process(*cur, ctx, emit_);
     emit_.end_stage();
-    const uint64_t t1 = rte_rdtsc();
-    sc.cycles += t1 - t;
-    t = t1;
+    if (timed) {
+      const uint64_t t1 = rte_rdtsc();
+      sc.cycles += t1 - t;
+      sc.timed_pkts += cur->n;
+      t = t1;
+    }
     sc.calls++;
     sc.pkts += cur->n;
     cur = &emit_.next_burst();
@@ -72,7 +76,6 @@ uint64_t Worker::process_burst(Burst& in, StageCtx& ctx) {
   }
   for (uint16_t p = 0; p < nb_ports_; ++p)
     if (emit_.txbuf(p).n >= kMaxBurst) flush_port(p);
-  return t;
 }
 
 int Worker::run() {
@@ -86,7 +89,7 @@ int Worker::run() {
     const Snapshot* snap = s_.snapshot->load();
     ctx.snap = snap;
     c_.snapshot_generation = snap->generation;
-    uint64_t now = 0;
+    bool busy = false;
     for (uint16_t p = 0; p < nb_ports_; ++p) {
       b.n = s_.ports->rx(p, s_.id, b.pkts, kMaxBurst);
       if (!b.n) continue;
@@ -105,7 +108,8 @@ int Worker::run() {
         clean &= ip4::InputStage::is_clean(md);
       }
       b.clean = clean;
-      now = process_burst(b, ctx);
+      process_burst(b, ctx);
+      busy = true;
     }
 
     rte_mbuf* inj[kMaxBurst];
@@ -121,8 +125,9 @@ int Worker::run() {
       }
     }
 
-    const bool busy = now != 0;
-    if (!busy) now = rte_rdtsc();
+    // The one clock read of an untimed loop: the TX drain timer and the busy share need it.
+    const uint64_t now = rte_rdtsc();
+    ctx.now_tsc = now;
     if (now - last_drain >= s_.drain_tsc) {
       flush_all();
       last_drain = now;

@@ -116,9 +116,11 @@ class ForwardStage final : public Stage {
         continue;
       }
       ipv4_dec_ttl(ip);
-      auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-      AdjTable::copy_mac(w, eth->dst_addr.addr_bytes);
-      std::memcpy(eth->src_addr.addr_bytes, ports[port].mac.b.data(), 6);
+      // Two overlapping 8-byte stores: the adjacency word's low six bytes are the next hop's
+      // MAC (its two high bytes land on the source MAC and are overwritten by the second).
+      auto* eth = rte_pktmbuf_mtod(m, uint8_t*);
+      std::memcpy(eth, &w, 8);
+      std::memcpy(eth + 6, &ports[port].src_and_type, 8);
       fwd[nfwd] = m;
       fwd_port[nfwd] = port;
       ++nfwd;
