@@ -72,8 +72,11 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
   snap->generation = generation_ + 1;
   snap->adj = adj_.get();
   snap->nb_ports = s_.ports->count();
-  for (uint16_t p = 0; p < snap->nb_ports; ++p)
+  snap->min_mtu = UINT16_MAX;
+  for (uint16_t p = 0; p < snap->nb_ports; ++p) {
     snap->ports[p] = PortView::make(s_.ports->mac(p), c->ports[p].mtu);
+    snap->min_mtu = std::min(snap->min_mtu, c->ports[p].mtu);
+  }
 
   std::vector<std::pair<uint32_t, uint16_t>> gws;
   for (const RouteConfig& r : c->routes)

@@ -43,6 +43,7 @@ struct Snapshot {
   std::vector<RibEntry> rib;  // what the FIB was built from (plus neighbour /32s added later)
   const AdjTable* adj = nullptr;
   uint16_t nb_ports = 0;
+  uint16_t min_mtu = 0;  // a datagram no longer than this fits every port
   PortView ports[kMaxPorts]{};
 };
 

@@ -38,6 +38,7 @@ routes = ( { prefix = "0.0.0.0/0"; via = "10.20.0.254"; } );
     snap.nb_ports = 2;
     snap.ports[0] = PortView::make(kPortMac, 1500);
     snap.ports[1] = PortView::make(MacAddr{{2, 0, 0, 0, 0, 2}}, 1500);
+    snap.min_mtu = 1500;
     snap.rib = build_rib(cfg, [](uint32_t, uint16_t) { return 255u; });
     std::string err;
     static int n = 0;

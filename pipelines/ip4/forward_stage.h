@@ -59,6 +59,7 @@ class ForwardStage final : public Stage {
     // per packet.
     const std::atomic<uint64_t>* const adj = s.adj->words();
     const PortView* const ports = s.ports;
+    const uint16_t min_mtu = s.min_mtu;
     for (uint16_t i = 0; i < in.n; ++i) {
       rte_mbuf* m = in.pkts[i];
       PacketMeta& md = meta(m);
@@ -109,7 +110,9 @@ class ForwardStage final : public Stage {
         out.punt(m, PuntReason::kNeighMiss);
         continue;
       }
-      if (md.l3_len > ports[port].mtu) [[unlikely]] {
+      // Checked against the smallest MTU first: that needs nothing from the adjacency, so it
+      // does not wait for it.
+      if (md.l3_len > min_mtu && md.l3_len > ports[port].mtu) [[unlikely]] {
         md.out_port = port;
         out.punt(m, (md.flags & meta_flags::kDontFragment) ? PuntReason::kFragNeeded
                                                            : PuntReason::kFragment);

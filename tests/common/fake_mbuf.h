@@ -18,7 +18,7 @@ namespace nf::test {
 
 class FakeMbuf {
  public:
-  static constexpr uint16_t kPriv = RTE_ALIGN(sizeof(PacketMeta), RTE_MBUF_PRIV_ALIGN);
+  static constexpr uint16_t kPriv = RTE_ALIGN(sizeof(PacketMeta), RTE_CACHE_LINE_SIZE);  // as the pool
   static constexpr uint16_t kRoom = 2048 + RTE_PKTMBUF_HEADROOM;
 
   explicit FakeMbuf(const std::vector<uint8_t>& frame, uint16_t port = 0)

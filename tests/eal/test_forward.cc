@@ -32,6 +32,7 @@ routes = ( { prefix = "192.0.2.0/24"; via = "10.20.0.9"; },
     snap_.nb_ports = 2;
     snap_.ports[0] = PortView::make(kPortMac, 1500);
     snap_.ports[1] = PortView::make(kSrvPortMac, 1000);
+    snap_.min_mtu = 1000;
     snap_.rib = build_rib(cfg_, [](uint32_t, uint16_t) { return 5u; });
     std::string err;
     static int n = 0;
