@@ -99,12 +99,9 @@ int Worker::run() {
       const MacAddr mac = snap->ports[p].mac;
       const uint32_t max_frame = snap->ports[p].mtu + RTE_ETHER_HDR_LEN;  // no tagged frames
       bool clean = true;
-      // All of the burst's headers and metadata lines are requested before the first is
-      // parsed, so their latencies overlap instead of each packet waiting for its own.
-      for (uint16_t i = 0; i < b.n; ++i) {
-        rte_prefetch0(rte_pktmbuf_mtod(b.pkts[i], void*));
-        rte_prefetch0(&meta(b.pkts[i]));  // the private area: a line the PMD never touched
-      }
+      // All of the burst's headers are requested before the first is parsed, so their
+      // latencies overlap instead of each packet waiting for its own.
+      for (uint16_t i = 0; i < b.n; ++i) rte_prefetch0(rte_pktmbuf_mtod(b.pkts[i], void*));
       for (uint16_t i = 0; i < b.n; ++i) {
         rte_mbuf* m = b.pkts[i];
         m->port = p;  // from here on, a port is its configuration index
