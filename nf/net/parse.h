@@ -20,24 +20,25 @@
 
 namespace nf {
 
-// `max_frame` is the largest frame the port accepts (MTU + Ethernet header).
-inline void parse_frame(const uint8_t* p, uint32_t len, const MacAddr& port_mac, uint32_t max_frame,
+// `max_frame` is the largest frame the port accepts (MTU + Ethernet header). Returns true when
+// the frame is a valid IPv4 datagram without Ethernet padding (a "clean" frame: see Burst).
+inline bool parse_frame(const uint8_t* p, uint32_t len, const MacAddr& port_mac, uint32_t max_frame,
                         PacketMeta& m) {
   m = PacketMeta{};
   if (len < sizeof(rte_ether_hdr)) [[unlikely]] {
     m.parse = ParseStatus::kRunt;
-    return;
+    return false;
   }
   if (len > max_frame) [[unlikely]] {
     m.parse = ParseStatus::kOversized;
-    return;
+    return false;
   }
   const auto* eth = reinterpret_cast<const rte_ether_hdr*>(p);
   if (eth->dst_addr.addr_bytes[0] & 1) {
     m.l2 = rte_is_broadcast_ether_addr(&eth->dst_addr) ? L2Class::kBroadcast : L2Class::kMulticast;
   } else if (std::memcmp(eth->dst_addr.addr_bytes, port_mac.b.data(), 6) != 0) [[unlikely]] {
     m.parse = ParseStatus::kNotForUs;
-    return;
+    return false;
   }
   m.ether_type = rte_be_to_cpu_16(eth->ether_type);
   m.l3_off = sizeof(rte_ether_hdr);
@@ -46,27 +47,27 @@ inline void parse_frame(const uint8_t* p, uint32_t len, const MacAddr& port_mac,
   if (m.ether_type == RTE_ETHER_TYPE_IPV4) [[likely]] {
     if (l3_avail < sizeof(rte_ipv4_hdr)) [[unlikely]] {
       m.parse = ParseStatus::kIpTruncated;
-      return;
+      return false;
     }
     const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(p + m.l3_off);
     const uint8_t vihl = ip->version_ihl;
     if ((vihl >> 4) != 4) [[unlikely]] {
       m.parse = ParseStatus::kIpBadVersion;
-      return;
+      return false;
     }
     const uint32_t hlen = (vihl & 0xf) * 4u;
     const uint32_t tlen = rte_be_to_cpu_16(ip->total_length);
     if (hlen < sizeof(rte_ipv4_hdr)) [[unlikely]] {
       m.parse = ParseStatus::kIpBadIhl;
-      return;
+      return false;
     }
     if (tlen < hlen) [[unlikely]] {
       m.parse = hlen > l3_avail ? ParseStatus::kIpBadIhl : ParseStatus::kIpBadLength;
-      return;
+      return false;
     }
     if (tlen > l3_avail) [[unlikely]] {
       m.parse = ParseStatus::kIpTruncated;
-      return;
+      return false;
     }
     m.l3_len = static_cast<uint16_t>(tlen);
     m.ip_proto = ip->next_proto_id;
@@ -82,17 +83,19 @@ inline void parse_frame(const uint8_t* p, uint32_t len, const MacAddr& port_mac,
     if (tlen < l3_avail) m.flags |= meta_flags::kPadded;
     if (!ipv4_cksum_ok(ip)) [[unlikely]] {
       m.parse = ParseStatus::kIpBadChecksum;
-      return;
+      return false;
     }
     if (is_martian_source(rte_be_to_cpu_32(ip->src_addr))) [[unlikely]] {
       m.parse = ParseStatus::kMartianSource;
-      return;
+      return false;
     }
     m.ip_dst = rte_be_to_cpu_32(ip->dst_addr);
     const uint8_t dtop = static_cast<uint8_t>(m.ip_dst >> 24);
-    if (dtop == 0 || dtop == 127) [[unlikely]]
+    if (dtop == 0 || dtop == 127) [[unlikely]] {
       m.parse = ParseStatus::kMartianDestination;
-    return;
+      return false;
+    }
+    return tlen == l3_avail;
   }
   switch (m.ether_type) {
     case RTE_ETHER_TYPE_ARP: {
@@ -103,18 +106,18 @@ inline void parse_frame(const uint8_t* p, uint32_t len, const MacAddr& port_mac,
                  arp->arp_plen == 4)
                     ? ParseStatus::kArp
                     : ParseStatus::kBadArp;
-      return;
+      return false;
     }
     case RTE_ETHER_TYPE_IPV6:
       m.parse = ParseStatus::kIpv6;
-      return;
+      return false;
     case RTE_ETHER_TYPE_VLAN:
     case RTE_ETHER_TYPE_QINQ:
       m.parse = ParseStatus::kVlan;
-      return;
+      return false;
     default:
       m.parse = ParseStatus::kUnknownEthertype;
-      return;
+      return false;
   }
 }
 

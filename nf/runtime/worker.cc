@@ -4,7 +4,6 @@
 
 #include "drivers-glue/ports.h"
 #include "nf/net/parse.h"
-#include "pipelines/ip4/input_stage.h"
 
 namespace nf {
 
@@ -105,9 +104,8 @@ int Worker::run() {
       for (uint16_t i = 0; i < b.n; ++i) {
         rte_mbuf* m = b.pkts[i];
         m->port = p;  // from here on, a port is its configuration index
-        PacketMeta& md = meta(m);
-        parse_frame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, mac, max_frame, md);
-        clean &= ip4::InputStage::is_clean(md);
+        clean &=
+            parse_frame(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len, mac, max_frame, meta(m));
       }
       b.clean = clean;
       process_burst(b, ctx);

@@ -64,8 +64,7 @@ routes = ( { prefix = "0.0.0.0/0"; via = "10.20.0.254"; } );
     for (int i = 0; i < kMaxBurst; ++i) {
       rte_mbuf* m = mbufs[i]->mbuf();
       std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), frames[i].data(), frames[i].size());
-      mbufs[i]->parse(kPortMac);
-      b.clean &= ip4::InputStage::is_clean(meta(m));
+      b.clean &= mbufs[i]->parse(kPortMac);
       b.pkts[i] = m;
     }
   }

@@ -52,11 +52,6 @@ class InputStage final : public Stage {
     for (uint16_t i = 0; i < in.n; ++i) classify(in.pkts[i], out);
   }
 
-  // What the worker computes while parsing: a burst the input stage may pass on whole.
-  static bool is_clean(const PacketMeta& m) {
-    return m.parse == ParseStatus::kOk && !(m.flags & meta_flags::kPadded);
-  }
-
  private:
   static void classify(rte_mbuf* m, Emit& out) {
     const PacketMeta& md = meta(m);

@@ -18,7 +18,8 @@ namespace nf::test {
 
 class FakeMbuf {
  public:
-  static constexpr uint16_t kPriv = RTE_ALIGN(sizeof(PacketMeta), RTE_CACHE_LINE_SIZE);  // as the pool
+  static constexpr uint16_t kPriv =
+      RTE_ALIGN(sizeof(PacketMeta), RTE_CACHE_LINE_SIZE);  // as the pool
   static constexpr uint16_t kRoom = 2048 + RTE_PKTMBUF_HEADROOM;
 
   explicit FakeMbuf(const std::vector<uint8_t>& frame, uint16_t port = 0)
@@ -43,10 +44,10 @@ class FakeMbuf {
     m->data_len = static_cast<uint16_t>(frame.size());
     m->pkt_len = static_cast<uint32_t>(frame.size());
   }
-  // Parses like a worker does on receive.
-  void parse(const MacAddr& port_mac, uint16_t mtu = 1500) {
-    parse_frame(rte_pktmbuf_mtod(mbuf(), const uint8_t*), mbuf()->data_len, port_mac,
-                mtu + RTE_ETHER_HDR_LEN, meta(mbuf()));
+  // Parses like a worker does on receive; true for a clean frame (see Burst::clean).
+  bool parse(const MacAddr& port_mac, uint16_t mtu = 1500) {
+    return parse_frame(rte_pktmbuf_mtod(mbuf(), const uint8_t*), mbuf()->data_len, port_mac,
+                       mtu + RTE_ETHER_HDR_LEN, meta(mbuf()));
   }
   rte_mbuf* mbuf() { return reinterpret_cast<rte_mbuf*>(mem_); }
   std::vector<uint8_t> bytes() {
