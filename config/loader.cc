@@ -347,8 +347,11 @@ void read_neighbours(Diag& d, Group& root, Config& c) {
     each_group(d, g, "static", [&](Group& e, int) {
       StaticNeighbour sn;
       std::string a, m, port;
-      bool ok = e.str("address", a, true) & e.str("mac", m, true) & e.str("port", port, true);
-      if (!ok) return;
+      // Each is read (and reported if missing) before any verdict.
+      const bool has_addr = e.str("address", a, true);
+      const bool has_mac = e.str("mac", m, true);
+      const bool has_port = e.str("port", port, true);
+      if (!has_addr || !has_mac || !has_port) return;
       auto ip = parse_ipv4(a);
       auto mac = parse_mac(m);
       int pi = c.port_index(port);

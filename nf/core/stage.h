@@ -26,8 +26,8 @@
 
 #include <rte_mbuf.h>
 
+#include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -121,7 +121,7 @@ class Emit {
       uint16_t j = static_cast<uint16_t>(i + 1);
       while (j < n && ports[j] == p) ++j;
       TxBuf& b = tx_[p];
-      std::memcpy(b.pkts + b.n, pkts + i, (j - i) * sizeof(rte_mbuf*));
+      std::copy(pkts + i, pkts + j, b.pkts + b.n);
       b.n = static_cast<uint16_t>(b.n + (j - i));
       i = j;
     }
@@ -143,7 +143,7 @@ class Emit {
   // Hands the whole of `in` on to the next stage (a stage's fast path for uniform bursts).
   void next_all(const Burst& in) {
     Burst& b = bufs_[out_];
-    std::memcpy(b.pkts + b.n, in.pkts, in.n * sizeof(rte_mbuf*));
+    std::copy(in.pkts, in.pkts + in.n, b.pkts + b.n);
     b.n = static_cast<uint16_t>(b.n + in.n);
   }
   Burst& punts() { return punt_; }

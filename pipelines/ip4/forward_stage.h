@@ -1,8 +1,8 @@
 // ip4_forward: IPv4 forwarding between ports (RFC 1812), the last stage of the router chain.
 //
-// Purpose: longest-prefix match in the snapshot's FIB (rte_lpm, looked up in bulk for the whole
-//          burst), TTL decrement with incremental checksum (RFC 1624), Ethernet rewrite from the
-//          adjacency, transmit on the egress port.
+// Purpose: longest-prefix match in the snapshot's FIB (rte_lpm, four lookups per SIMD call, on
+//          the destinations parse already took), TTL decrement with incremental checksum
+//          (RFC 1624), Ethernet rewrite from the adjacency, transmit on the egress port.
 // Edges:   tx(port); punt/local (our addresses: ICMP echo and the like), punt/no_route,
 //          punt/ttl_exceeded, punt/neigh_miss (ARP needed), punt/frag_needed (DF and too big),
 //          punt/fragment (too big, fragmentable); drop.
