@@ -8,10 +8,10 @@
 
 namespace nf {
 
-std::unique_ptr<Fib> Fib::create(const std::string& name, const std::vector<RibEntry>& rib,
-                                 uint32_t extra_rules, rte_rcu_qsbr* qsbr, std::string& err) {
+std::unique_ptr<Fib> Fib::create_empty(const std::string& name, uint32_t rules, rte_rcu_qsbr* qsbr,
+                                       std::string& err) {
   rte_lpm_config cfg{};
-  cfg.max_rules = static_cast<uint32_t>(rib.size()) + extra_rules + 64;
+  cfg.max_rules = rules + 64;
   // One tbl8 group per /24 that holds longer prefixes (neighbour /32s, small routes).
   cfg.number_tbl8s = 256 + cfg.max_rules / 8;
   rte_lpm* l = rte_lpm_create(name.c_str(), SOCKET_ID_ANY, &cfg);
@@ -29,6 +29,10 @@ std::unique_ptr<Fib> Fib::create(const std::string& name, const std::vector<RibE
       return nullptr;
     }
   }
+  return f;
+}
+
+bool Fib::load(const std::vector<RibEntry>& rib, std::string& err) {
   // Shorter prefixes first, so a default route expanded into two /1s (see add) never
   // overwrites a configured /1.
   std::vector<RibEntry> sorted = rib;
@@ -36,11 +40,18 @@ std::unique_ptr<Fib> Fib::create(const std::string& name, const std::vector<RibE
     return a.prefix.len < b.prefix.len;
   });
   for (const RibEntry& e : sorted) {
-    if (int rc = f->add(e.prefix, e.nh); rc != 0) {
+    if (int rc = add(e.prefix, e.nh); rc != 0) {
       err = "rte_lpm_add(" + format_prefix(e.prefix) + "): " + rte_strerror(-rc);
-      return nullptr;
+      return false;
     }
   }
+  return true;
+}
+
+std::unique_ptr<Fib> Fib::create(const std::string& name, const std::vector<RibEntry>& rib,
+                                 uint32_t extra_rules, rte_rcu_qsbr* qsbr, std::string& err) {
+  auto f = create_empty(name, static_cast<uint32_t>(rib.size()) + extra_rules, qsbr, err);
+  if (!f || !f->load(rib, err)) return nullptr;
   return f;
 }
 

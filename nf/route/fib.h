@@ -22,6 +22,11 @@ class Fib {
   // nullptr (and a message in `err`) when rte_lpm cannot be created.
   static std::unique_ptr<Fib> create(const std::string& name, const std::vector<RibEntry>& rib,
                                      uint32_t extra_rules, rte_rcu_qsbr* qsbr, std::string& err);
+  // An empty table with room for `rules` prefixes (allocation is what usually fails, so callers
+  // can do it before anything else changes), and loading a RIB into it.
+  static std::unique_ptr<Fib> create_empty(const std::string& name, uint32_t rules,
+                                           rte_rcu_qsbr* qsbr, std::string& err);
+  bool load(const std::vector<RibEntry>& rib, std::string& err);
   ~Fib();
   Fib(const Fib&) = delete;
   Fib& operator=(const Fib&) = delete;

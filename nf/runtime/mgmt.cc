@@ -38,6 +38,11 @@ void set_eth(rte_mbuf* m, const MacAddr& dst, const MacAddr& src, uint16_t type)
   eth->ether_type = rte_cpu_to_be_16(type);
 }
 
+// A configured /32 (a static route to one host) wins over the neighbour's host route.
+bool has_route(const Snapshot& s, const Prefix& p) {
+  return std::any_of(s.rib.begin(), s.rib.end(), [&](const RibEntry& e) { return e.prefix == p; });
+}
+
 }  // namespace
 
 Management::Management(Setup s) : s_(std::move(s)), cfg_(s_.config), hz_(rte_get_timer_hz()) {
@@ -78,19 +83,40 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
     snap->min_mtu = std::min(snap->min_mtu, c->ports[p].mtu);
   }
 
-  std::vector<std::pair<uint32_t, uint16_t>> gws;
-  for (const RouteConfig& r : c->routes)
-    if (!r.blackhole) gws.emplace_back(r.via, static_cast<uint16_t>(c->connected_port(r.via)));
-  // The neighbour table must see the new connected prefixes before it decides what to keep.
-  std::shared_ptr<const Config> prev = cfg_;
+  // Allocate first: it is what can fail, and nothing has changed yet if it does.
+  // build_rib's entries (4 per address, 1 per route, the limited broadcast) and a /32 for
+  // every neighbour the table can hold.
+  uint32_t rules = 1 + static_cast<uint32_t>(c->routes.size()) + c->neighbour.max_entries;
+  for (const PortConfig& p : c->ports) rules += 4 * static_cast<uint32_t>(p.addresses.size());
+  snap->fib =
+      Fib::create_empty("nf_fib_" + std::to_string(snap->generation), rules, s_.rcu->qsbr(), err);
+  if (!snap->fib) return nullptr;
+
+  auto gateways = [](const Config& cfg) {
+    std::vector<std::pair<uint32_t, uint16_t>> g;
+    for (const RouteConfig& r : cfg.routes)
+      if (!r.blackhole) g.emplace_back(r.via, static_cast<uint16_t>(cfg.connected_port(r.via)));
+    return g;
+  };
+  const auto gws = gateways(*c);
+  // The neighbour table must see the new connected prefixes before it decides what to keep;
+  // if anything below fails it is synced back to the running configuration.
+  const std::shared_ptr<const Config> prev = cfg_;
+  auto roll_back = [&] {
+    if (prev && prev != c) {
+      cfg_ = prev;
+      neigh_->set_params(prev->neighbour);
+      neigh_->sync(gateways(*prev), prev->neighbours, *prev, now_ms());
+    }
+    return nullptr;
+  };
   cfg_ = c;
   neigh_->set_params(c->neighbour);
-  std::vector<uint32_t> slots = neigh_->sync(gws, c->neighbours, *c, now_ms());
+  const std::vector<uint32_t> slots = neigh_->sync(gws, c->neighbours, *c, now_ms());
   for (size_t i = 0; i < slots.size(); ++i) {
     if (slots[i] >= adj_->size()) {
-      cfg_ = prev;
       err = "neighbour table full: no slot for gateway " + format_ipv4(gws[i].first);
-      return nullptr;
+      return roll_back();
     }
   }
   snap->rib = build_rib(*c, [&](uint32_t gw, uint16_t) {
@@ -98,18 +124,10 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
       if (gws[i].first == gw) return slots[i];
     return uint32_t{0};
   });
-  snap->fib = Fib::create("nf_fib_" + std::to_string(snap->generation), snap->rib,
-                          c->neighbour.max_entries, s_.rcu->qsbr(), err);
-  if (!snap->fib) {
-    cfg_ = prev;
-    return nullptr;
-  }
+  if (!snap->fib->load(snap->rib, err)) return roll_back();
   for (const NeighView& v : neigh_->list(now_ms())) {
     if (v.state == NeighState::kIncomplete || v.state == NeighState::kFailed) continue;
-    bool configured = std::any_of(snap->rib.begin(), snap->rib.end(), [&](const RibEntry& e) {
-      return e.prefix == Prefix{v.ip, 32};
-    });
-    if (!configured) snap->fib->add({v.ip, 32}, nh::make(nh::kAdj, v.slot));
+    if (!has_route(*snap, {v.ip, 32})) snap->fib->add({v.ip, 32}, nh::make(nh::kAdj, v.slot));
   }
   snap->config = c;
   return snap;
@@ -529,21 +547,13 @@ void Management::send_request(uint16_t port, uint32_t target, const MacAddr* dst
 void Management::publish(uint32_t slot, uint32_t ip, const MacAddr& mac, uint16_t port) {
   adj_->publish(slot, ip, mac, port);
   Snapshot* cur = s_.snapshot->mutable_current();
-  if (!cur) return;
-  bool configured = std::any_of(cur->rib.begin(), cur->rib.end(), [&](const RibEntry& e) {
-    return e.prefix == Prefix{ip, 32};
-  });
-  if (!configured) cur->fib->add({ip, 32}, nh::make(nh::kAdj, slot));
+  if (cur && !has_route(*cur, {ip, 32})) cur->fib->add({ip, 32}, nh::make(nh::kAdj, slot));
 }
 
 void Management::unpublish(uint32_t slot, uint32_t ip) {
   adj_->clear(slot);
   Snapshot* cur = s_.snapshot->mutable_current();
-  if (!cur) return;
-  bool configured = std::any_of(cur->rib.begin(), cur->rib.end(), [&](const RibEntry& e) {
-    return e.prefix == Prefix{ip, 32};
-  });
-  if (!configured) cur->fib->del({ip, 32});
+  if (cur && !has_route(*cur, {ip, 32})) cur->fib->del({ip, 32});
 }
 
 void Management::transmit(void* pkt, uint16_t port, const MacAddr& dst) {
