@@ -232,9 +232,17 @@ void read_ports(Diag& d, Group& root, Config& c) {
             d.error(e, path, "\"" + v + "\" is not a usable host address in its prefix");
             return;
           }
-          // Overlapping connected prefixes make forwarding ambiguous: refused outright.
-          auto clash = [&](const PortConfig& other, const std::string& other_name) {
+          // Overlapping connected prefixes make forwarding ambiguous: refused, except a secondary
+          // address in the same prefix on the same port (one connected route, two local hosts).
+          auto clash = [&](const PortConfig& other, const std::string& other_name, bool same_port) {
             for (const IfAddr& o : other.addresses) {
+              if (o.addr == a->addr) {
+                d.error(e, path,
+                        "duplicate address " + format_ipv4(a->addr) + " (also on port \"" +
+                            other_name + "\")");
+                return true;
+              }
+              if (same_port && o.prefix() == pf) continue;
               if (o.prefix().overlaps(pf)) {
                 d.error(e, path,
                         "prefix " + format_prefix(pf) + " overlaps " + format_prefix(o.prefix()) +
@@ -245,8 +253,8 @@ void read_ports(Diag& d, Group& root, Config& c) {
             return false;
           };
           for (const PortConfig& o : c.ports)
-            if (clash(o, o.name)) return;
-          if (clash(p, p.name)) return;
+            if (clash(o, o.name, false)) return;
+          if (clash(p, p.name, true)) return;
           p.addresses.push_back(*a);
         });
     if (!p.name.empty()) {

@@ -64,7 +64,7 @@ TEST(Config, FullReferenceValues) {
   EXPECT_TRUE(c.ports[0].is_vdev());
   EXPECT_FALSE(c.ports[1].is_vdev());
   EXPECT_EQ(c.ports[0].mtu, 9000);
-  EXPECT_EQ(c.ports[0].addresses.size(), 2u);
+  EXPECT_EQ(c.ports[0].addresses.size(), 3u);  // with a secondary in the same prefix
   EXPECT_EQ(c.routes.size(), 3u);
   EXPECT_TRUE(c.routes[2].blackhole);
   EXPECT_EQ(c.neighbours.size(), 1u);

@@ -45,11 +45,13 @@ TEST(Rcu, ConcurrentReadersNeverSeeAFreedSnapshot) {
   Published<Snap> p;
   p.publish(std::make_unique<Snap>(1), rcu);
   std::atomic<bool> stop{false};
+  std::atomic<uint32_t> ready{0};
   std::atomic<uint64_t> bad{0}, reads{0};
   std::vector<std::thread> th;
   for (uint32_t id = 0; id < kReaders; ++id) {
     th.emplace_back([&, id] {
       rcu.online(id);
+      ready++;
       uint64_t last = 0;
       while (!stop.load(std::memory_order_relaxed)) {
         const Snap* s = p.load();
@@ -64,7 +66,11 @@ TEST(Rcu, ConcurrentReadersNeverSeeAFreedSnapshot) {
       rcu.offline(id);
     });
   }
-  for (uint64_t g = 2; g <= 20000; ++g) {
+  // Publish only once every reader is inside its loop, and until they have read a lot while
+  // publications were going on: otherwise the writer can finish before a reader ever ran.
+  while (ready.load() < kReaders) std::this_thread::yield();
+  uint64_t g = 2;
+  for (; g <= 20000 || reads.load() < 20000; ++g) {
     p.publish(std::make_unique<Snap>(g), rcu);
     rcu.reclaim();
   }
@@ -73,7 +79,8 @@ TEST(Rcu, ConcurrentReadersNeverSeeAFreedSnapshot) {
   while (rcu.reclaim()) {
   }
   EXPECT_EQ(bad.load(), 0u);
-  EXPECT_GT(reads.load(), 0u);
+  EXPECT_GE(reads.load(), 20000u);
+  EXPECT_GT(g, 20000u);
   EXPECT_EQ(Snap::live.load(), 1);
 }
 
