@@ -272,6 +272,16 @@ void read_ports(Diag& d, Group& root, Config& c) {
     d.error(root.setting()["ports"], "ports", "at least one port is needed");
 }
 
+// The network or broadcast address of a connected prefix: never a host.
+bool is_subnet_edge(const Config& c, uint32_t a) {
+  for (const auto& p : c.ports)
+    for (const auto& ia : p.addresses) {
+      const Prefix pf = ia.prefix();
+      if (a == pf.addr || a == pf.broadcast()) return true;
+    }
+  return false;
+}
+
 bool is_own_address(const Config& c, uint32_t a) {
   for (const auto& p : c.ports)
     for (const auto& ia : p.addresses)
@@ -320,6 +330,11 @@ void read_routes(Diag& d, Group& root, Config& c) {
         d.error(g.setting()["via"], g.path() + ".via", "gateway " + via + " is our own address");
         return;
       }
+      if (is_subnet_edge(c, *a)) {
+        d.error(g.setting()["via"], g.path() + ".via",
+                "gateway " + via + " is the network or broadcast address of its prefix");
+        return;
+      }
       r.via = *a;
     }
     for (const auto& o : c.routes) {
@@ -327,6 +342,14 @@ void read_routes(Diag& d, Group& root, Config& c) {
         d.error(g.setting(), g.path(), "duplicate route for " + format_prefix(r.prefix));
         return;
       }
+    }
+    // Our own /32s (addresses, subnet edges, limited broadcast) are local: a route may not
+    // take them over.
+    if (r.prefix.len == 32 && (is_own_address(c, r.prefix.addr) ||
+                               is_subnet_edge(c, r.prefix.addr) || r.prefix.addr == 0xffffffffu)) {
+      d.error(g.setting()["prefix"], g.path() + ".prefix",
+              "route " + format_prefix(r.prefix) + " would take over an address of the appliance");
+      return;
     }
     for (const auto& p : c.ports)
       for (const auto& ia : p.addresses)
@@ -349,7 +372,8 @@ void read_neighbours(Diag& d, Group& root, Config& c) {
     g.u32("reachable_ms", n.reachable_ms, 1000, 3600000);
     g.u32("retrans_ms", n.retrans_ms, 100, 60000);
     g.u32("probes", n.probes, 1, 20);
-    g.u32("max_entries", n.max_entries, 16, 1u << 20);
+    // Adjacency slots are 20 bits in an LPM next hop; 64 are kept for slots in grace periods.
+    g.u32("max_entries", n.max_entries, 16, (1u << 20) - 64);
     g.u32("queue_per_entry", n.queue_per_entry, 0, 64);
     g.u32("queue_total", n.queue_total, 0, 65536);
     each_group(d, g, "static", [&](Group& e, int) {
@@ -366,7 +390,7 @@ void read_neighbours(Diag& d, Group& root, Config& c) {
       if (!ip)
         return d.error(e.setting()["address"], e.path() + ".address",
                        "bad IPv4 address \"" + a + "\"");
-      if (!mac || mac->is_multicast())
+      if (!mac || mac->is_multicast() || mac->is_zero())
         return d.error(e.setting()["mac"], e.path() + ".mac",
                        "bad unicast MAC address \"" + m + "\"");
       if (pi < 0)
@@ -374,6 +398,9 @@ void read_neighbours(Diag& d, Group& root, Config& c) {
       if (c.connected_port(*ip) != pi)
         return d.error(e.setting()["address"], e.path() + ".address",
                        a + " is not in a connected prefix of port \"" + port + "\"");
+      if (is_own_address(c, *ip) || is_subnet_edge(c, *ip))
+        return d.error(e.setting()["address"], e.path() + ".address",
+                       a + " is an address of the appliance or of its subnet, not a neighbour");
       sn.addr = *ip;
       sn.mac = *mac;
       sn.port = static_cast<uint16_t>(pi);

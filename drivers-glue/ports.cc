@@ -95,8 +95,8 @@ std::string eal_init(const Config& c, const char* argv0, std::vector<std::string
 
 std::string Ports::setup(const Config& c) {
   const uint16_t nq = static_cast<uint16_t>(c.worker_lcores.size());
-  data_room_ = max_frame_size(c);
-  uint32_t room = std::max<uint32_t>(data_room_, 2048) + RTE_PKTMBUF_HEADROOM;
+  data_room_ = std::max<uint32_t>(max_frame_size(c), 2048);
+  uint32_t room = data_room_ + RTE_PKTMBUF_HEADROOM;
   // A whole cache line, so packet data (after the private area and the headroom) starts on a
   // line boundary: with 32 bytes, a 64-byte frame would straddle two lines and the IPv4
   // destination address would be a split load.
@@ -168,6 +168,11 @@ void Ports::stop() {
     rte_eth_dev_close(id);
   }
   ids_.clear();
+}
+
+std::string Ports::set_mtu(uint16_t port, uint16_t mtu) {
+  int rc = rte_eth_dev_set_mtu(ids_[port], mtu);
+  return rc == 0 || rc == -ENOTSUP ? "" : rte_strerror(-rc);
 }
 
 MacAddr Ports::mac(uint16_t port) const {

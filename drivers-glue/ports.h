@@ -43,7 +43,10 @@ class Ports {
   PortStats stats(uint16_t port) const;
   rte_mempool* pool() const { return pool_; }
   rte_mempool* indirect_pool() const { return indirect_; }
+  // The largest frame a buffer holds (fixed at start: the mempool is init-only).
   uint32_t max_frame_capacity() const { return data_room_; }
+  // The device MTU on reload; "" or why the device refused (nf still enforces it in software).
+  std::string set_mtu(uint16_t port, uint16_t mtu);
 
   uint16_t rx(uint16_t port, uint16_t q, rte_mbuf** pkts, uint16_t n) const {
     return rte_eth_rx_burst(ids_[port], q, pkts, n);

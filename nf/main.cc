@@ -97,54 +97,63 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  const auto nw = static_cast<uint32_t>(cfg->worker_lcores.size());
-  nf::Rcu rcu(nw);
-  nf::Published<nf::Snapshot> snapshot;
-  std::vector<std::unique_ptr<nf::Worker>> workers;
-  std::vector<rte_ring*> punt_rings, inject_rings;
-  for (uint32_t w = 0; w < nw; ++w) {
-    std::string pn = "nf_punt_" + std::to_string(w), in = "nf_inject_" + std::to_string(w);
-    rte_ring* pr = rte_ring_create(pn.c_str(), 4096, static_cast<int>(rte_socket_id()),
-                                   RING_F_SP_ENQ | RING_F_SC_DEQ);
-    rte_ring* ir = rte_ring_create(in.c_str(), 4096, static_cast<int>(rte_socket_id()),
-                                   RING_F_SP_ENQ | RING_F_SC_DEQ);
-    if (!pr || !ir) {
-      log_error("cannot create rings for worker %u", w);
+  // The runtime lives in this scope so that its DPDK objects (FIBs, rings' users) are gone
+  // before rte_eal_cleanup().
+  {
+    const auto nw = static_cast<uint32_t>(cfg->worker_lcores.size());
+    nf::Rcu rcu(nw);
+    nf::Published<nf::Snapshot> snapshot;
+    std::vector<std::unique_ptr<nf::Worker>> workers;
+    std::vector<rte_ring*> punt_rings, inject_rings;
+    for (uint32_t w = 0; w < nw; ++w) {
+      std::string pn = "nf_punt_" + std::to_string(w), in = "nf_inject_" + std::to_string(w);
+      rte_ring* pr = rte_ring_create(pn.c_str(), 4096, static_cast<int>(rte_socket_id()),
+                                     RING_F_SP_ENQ | RING_F_SC_DEQ);
+      rte_ring* ir = rte_ring_create(in.c_str(), 4096, static_cast<int>(rte_socket_id()),
+                                     RING_F_SP_ENQ | RING_F_SC_DEQ);
+      if (!pr || !ir) {
+        log_error("cannot create rings for worker %u", w);
+        return 1;
+      }
+      punt_rings.push_back(pr);
+      inject_rings.push_back(ir);
+      nf::WorkerSetup ws;
+      ws.id = static_cast<uint16_t>(w);
+      ws.lcore = cfg->worker_lcores[w];
+      ws.ports = &ports;
+      for (const auto& name : cfg->pipeline) ws.chain.push_back(nf::find_stage(name)->make(ws.id));
+      ws.punt_ring = pr;
+      ws.inject_ring = ir;
+      ws.rcu = &rcu;
+      ws.snapshot = &snapshot;
+      ws.stop = &g_stop;
+      ws.drain_tsc = rte_get_tsc_hz() / 1000000 * cfg->tx_drain_us;
+      workers.push_back(std::make_unique<nf::Worker>(std::move(ws)));
+    }
+
+    nf::Management::Setup ms{cfg,  &ports,    &workers, punt_rings, inject_rings,
+                             &rcu, &snapshot, &g_stop,  &g_reload,  path};
+    nf::Management mgmt(std::move(ms));
+    if (std::string e = mgmt.start(); !e.empty()) {
+      log_error("%s", e.c_str());
+      g_stop = true;
       return 1;
     }
-    punt_rings.push_back(pr);
-    inject_rings.push_back(ir);
-    nf::WorkerSetup ws;
-    ws.id = static_cast<uint16_t>(w);
-    ws.lcore = cfg->worker_lcores[w];
-    ws.ports = &ports;
-    for (const auto& name : cfg->pipeline) ws.chain.push_back(nf::find_stage(name)->make(ws.id));
-    ws.punt_ring = pr;
-    ws.inject_ring = ir;
-    ws.rcu = &rcu;
-    ws.snapshot = &snapshot;
-    ws.stop = &g_stop;
-    ws.drain_tsc = rte_get_tsc_hz() / 1000000 * cfg->tx_drain_us;
-    workers.push_back(std::make_unique<nf::Worker>(std::move(ws)));
-  }
-
-  nf::Management::Setup ms{cfg,  &ports,    &workers, punt_rings, inject_rings,
-                           &rcu, &snapshot, &g_stop,  &g_reload,  path};
-  nf::Management mgmt(std::move(ms));
-  if (std::string e = mgmt.start(); !e.empty()) {
-    log_error("%s", e.c_str());
-    return 1;
-  }
-  for (auto& w : workers) {
-    if (rte_eal_remote_launch(worker_main, w.get(), w->lcore()) != 0) {
-      log_error("cannot launch worker on lcore %u", w->lcore());
-      g_stop = true;
+    for (auto& w : workers) {
+      if (rte_eal_remote_launch(worker_main, w.get(), w->lcore()) != 0) {
+        log_error("cannot launch worker on lcore %u", w->lcore());
+        g_stop = true;
+      }
     }
+    log_info("nf running: %zu port(s), %u worker(s), pipeline of %zu stage(s); %s",
+             cfg->ports.size(), nw, cfg->pipeline.size(),
+             path.empty() ? "built-in lab configuration" : path.c_str());
+    mgmt.run();
+    rte_eal_mp_wait_lcore();
+    // Workers are offline: every deferred free is due now, and all of it must happen before
+    // EAL releases its memory below.
+    rcu.reclaim();
   }
-  log_info("nf running: %zu port(s), %u worker(s), pipeline of %zu stage(s); %s", cfg->ports.size(),
-           nw, cfg->pipeline.size(), path.empty() ? "built-in lab configuration" : path.c_str());
-  mgmt.run();
-  rte_eal_mp_wait_lcore();
   log_info("nf stopping");
   ports.stop();
   rte_eal_cleanup();

@@ -16,12 +16,8 @@ class AdjTable {
  public:
   static constexpr uint64_t kValid = uint64_t{1} << 63;
 
-  explicit AdjTable(uint32_t n)
-      : n_(n), slots_(new std::atomic<uint64_t>[n]), ip_(new uint32_t[n]) {
-    for (uint32_t i = 0; i < n; ++i) {
-      slots_[i].store(0, std::memory_order_relaxed);
-      ip_[i] = 0;
-    }
+  explicit AdjTable(uint32_t n) : n_(n), slots_(new std::atomic<uint64_t>[n]) {
+    for (uint32_t i = 0; i < n; ++i) slots_[i].store(0, std::memory_order_relaxed);
   }
   uint32_t size() const { return n_; }
 
@@ -33,20 +29,17 @@ class AdjTable {
   static void copy_mac(uint64_t w, uint8_t* dst) { std::memcpy(dst, &w, 6); }  // little-endian
 
   // Management lcore only.
-  void publish(uint32_t s, uint32_t ip, const MacAddr& mac, uint16_t port) {
+  void publish(uint32_t s, const MacAddr& mac, uint16_t port) {
     uint64_t w = 0;
     std::memcpy(&w, mac.b.data(), 6);
     w |= (static_cast<uint64_t>(port) << 48) | kValid;
-    ip_[s] = ip;
     slots_[s].store(w, std::memory_order_release);
   }
   void clear(uint32_t s) { slots_[s].store(0, std::memory_order_release); }
-  uint32_t ip_of(uint32_t s) const { return ip_[s]; }
 
  private:
   uint32_t n_;
   std::unique_ptr<std::atomic<uint64_t>[]> slots_;
-  std::unique_ptr<uint32_t[]> ip_;  // read by the management lcore only
 };
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free);

@@ -22,7 +22,7 @@ const char* neigh_state_name(NeighState s) {
 }
 
 NeighTable::NeighTable(const NeighbourParams& p, uint32_t nslots, NeighActions& act)
-    : p_(p), act_(act) {
+    : p_(p), act_(act), slot_ip_(nslots, 0) {
   free_slots_.reserve(nslots);
   for (uint32_t s = nslots; s-- > 0;) free_slots_.push_back(s);  // hand out 0, 1, 2... first
 }
@@ -55,6 +55,7 @@ NeighTable::Entry* NeighTable::create(uint32_t ip, uint16_t port, uint64_t now_m
   }
   uint32_t slot = free_slots_.back();
   free_slots_.pop_back();
+  slot_ip_[slot] = ip;
   Entry& e = entries_[ip];
   e = Entry{ip,    port,  MacAddr{}, NeighState::kIncomplete, slot, now_ms, now_ms, 0,
             false, false, {}};
@@ -64,31 +65,52 @@ NeighTable::Entry* NeighTable::create(uint32_t ip, uint16_t port, uint64_t now_m
 void NeighTable::remove(uint32_t ip) {
   auto it = entries_.find(ip);
   if (it == entries_.end()) return;
-  Entry& e = it->second;
-  flush_pending(e, false);
-  if (e.published) act_.unpublish(e.slot, e.ip);
-  retiring_.emplace_back(e.slot, act_.grace_start());
-  entries_.erase(it);
+  const uint32_t slot = it->second.slot;
+  const bool published = it->second.published;
+  std::deque<void*> q;
+  q.swap(it->second.pending);
+  pending_total_ -= static_cast<uint32_t>(q.size());
+  entries_.erase(it);  // before any action: they may call back into the table
+  if (published) act_.unpublish(slot, ip);
+  if (holding_)
+    held_.push_back(slot);
+  else
+    retiring_.emplace_back(slot, act_.grace_start());
+  for (void* pkt : q) act_.unreachable(pkt);
+}
+
+void NeighTable::release_held() {
+  holding_ = false;
+  if (held_.empty()) return;
+  const uint64_t t = act_.grace_start();
+  for (uint32_t s : held_) retiring_.emplace_back(s, t);
+  held_.clear();
 }
 
 void NeighTable::reclaim() {
   auto keep = std::remove_if(retiring_.begin(), retiring_.end(), [&](auto& r) {
     if (!act_.grace_done(r.second)) return false;
     free_slots_.push_back(r.first);
+    slot_ip_[r.first] = 0;
     return true;
   });
   retiring_.erase(keep, retiring_.end());
 }
 
 void NeighTable::flush_pending(Entry& e, bool send) {
-  for (void* pkt : e.pending) {
+  // Take the queue first: an action may re-enter resolve() for this very entry (an ICMP error
+  // routed back towards the same neighbour), which must find an empty, consistent queue.
+  std::deque<void*> q;
+  q.swap(e.pending);
+  pending_total_ -= static_cast<uint32_t>(q.size());
+  const uint16_t port = e.port;
+  const MacAddr mac = e.mac;
+  for (void* pkt : q) {
     if (send)
-      act_.transmit(pkt, e.port, e.mac);
+      act_.transmit(pkt, port, mac);
     else
       act_.unreachable(pkt);
   }
-  pending_total_ -= static_cast<uint32_t>(e.pending.size());
-  e.pending.clear();
 }
 
 void NeighTable::set_resolved(Entry& e, const MacAddr& mac, uint64_t now_ms) {
@@ -108,9 +130,8 @@ void NeighTable::set_resolved(Entry& e, const MacAddr& mac, uint64_t now_ms) {
 
 void NeighTable::fail(Entry& e, uint64_t now_ms) {
   stats_.failed++;
-  flush_pending(e, false);
   if (!e.gateway) {
-    remove(e.ip);
+    remove(e.ip);  // answers the queue with unreachable once the entry is gone
     return;
   }
   // A gateway stays known (routes point at its slot); it is retried on demand and on a slow
@@ -120,6 +141,7 @@ void NeighTable::fail(Entry& e, uint64_t now_ms) {
   e.state = NeighState::kFailed;
   e.sent = 0;
   e.next_ms = now_ms + p_.reachable_ms;
+  flush_pending(e, false);
 }
 
 void NeighTable::resolve(uint32_t ip, uint16_t port, void* pkt, uint64_t now_ms) {
@@ -220,6 +242,7 @@ void NeighTable::tick(uint64_t now_ms) {
 std::vector<uint32_t> NeighTable::sync(const std::vector<std::pair<uint32_t, uint16_t>>& gateways,
                                        const std::vector<StaticNeighbour>& statics,
                                        const Config& cfg, uint64_t now_ms) {
+  holding_ = true;  // until release_held(), after the new snapshot is published
   // Forget what is no longer connected, or whose port changed, and statics no longer listed.
   std::vector<uint32_t> gone;
   for (auto& kv : entries_) {

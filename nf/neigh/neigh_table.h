@@ -19,7 +19,9 @@
 // worker holding the old /32 result never sends to a recycled MAC.
 //
 // Time is injected (milliseconds) and every side effect goes through NeighActions, which is
-// what makes the table testable without EAL.
+// what makes the table testable without EAL. Actions may call back into the table (an ICMP
+// error for a dropped packet is itself routed, and may need this very neighbour): every
+// method leaves the table consistent before it runs an action on a queue it has taken.
 #pragma once
 
 #include <cstdint>
@@ -87,6 +89,11 @@ class NeighTable {
                              const std::vector<StaticNeighbour>& statics, const Config& cfg,
                              uint64_t now_ms);
   uint32_t slot_of(uint32_t ip) const;  // UINT32_MAX if none
+  // The address a slot was allocated for (0 if free): what a route to that slot resolves.
+  uint32_t ip_of_slot(uint32_t slot) const { return slot < slot_ip_.size() ? slot_ip_[slot] : 0; }
+  // Slots freed by sync() may still be named by the FIB that is running until the new snapshot
+  // is published: they are held until then, and only then start their grace period.
+  void release_held();
 
   std::vector<NeighView> list(uint64_t now_ms) const;
   const NeighStats& stats() const { return stats_; }
@@ -120,6 +127,9 @@ class NeighTable {
   std::unordered_map<uint32_t, Entry> entries_;
   std::vector<uint32_t> free_slots_;
   std::vector<std::pair<uint32_t, uint64_t>> retiring_;  // slot, grace token
+  std::vector<uint32_t> held_;                           // freed during sync(), see release_held
+  std::vector<uint32_t> slot_ip_;
+  bool holding_ = false;
   uint32_t pending_total_ = 0;
   NeighStats stats_;
 };

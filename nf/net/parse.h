@@ -91,7 +91,8 @@ inline bool parse_frame(const uint8_t* p, uint32_t len, const MacAddr& port_mac,
     }
     m.ip_dst = rte_be_to_cpu_32(ip->dst_addr);
     const uint8_t dtop = static_cast<uint8_t>(m.ip_dst >> 24);
-    if (dtop == 0 || dtop == 127) [[unlikely]] {
+    // RFC 1812 5.3.7: 0/8, 127/8 and class E (240/4, but for the limited broadcast).
+    if (dtop == 0 || dtop == 127 || (dtop >= 240 && m.ip_dst != 0xffffffffu)) [[unlikely]] {
       m.parse = ParseStatus::kMartianDestination;
       return false;
     }

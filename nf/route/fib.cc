@@ -12,8 +12,9 @@ std::unique_ptr<Fib> Fib::create_empty(const std::string& name, uint32_t rules, 
                                        std::string& err) {
   rte_lpm_config cfg{};
   cfg.max_rules = rules + 64;
-  // One tbl8 group per /24 that holds longer prefixes (neighbour /32s, small routes).
-  cfg.number_tbl8s = 256 + cfg.max_rules / 8;
+  // One tbl8 group (1 KiB) per /24 that holds longer prefixes: neighbour /32s may each sit in
+  // their own /24 on a large connected prefix, so size for one group per rule, up to 64 Ki.
+  cfg.number_tbl8s = std::min<uint32_t>(cfg.max_rules, 1u << 16);
   rte_lpm* l = rte_lpm_create(name.c_str(), SOCKET_ID_ANY, &cfg);
   if (!l) {
     err = "rte_lpm_create(" + name + "): " + rte_strerror(rte_errno);
@@ -21,6 +22,8 @@ std::unique_ptr<Fib> Fib::create_empty(const std::string& name, uint32_t rules, 
   }
   std::unique_ptr<Fib> f(new Fib(l));
   if (qsbr) {
+    // Experimental in 22.11 (ALLOW_EXPERIMENTAL_API), but it is what makes tbl8 reuse safe
+    // under lock-free readers; the alternative would be a full FIB copy per neighbour change.
     rte_lpm_rcu_config rc{};
     rc.v = qsbr;
     rc.mode = RTE_LPM_QSBR_MODE_DQ;

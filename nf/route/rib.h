@@ -25,7 +25,8 @@ enum Type : uint32_t { kAdj = 0, kGlean = 1, kLocal = 2, kBlackhole = 3 };
 inline constexpr uint32_t kTypeShift = 20;
 inline constexpr uint32_t kValueMask = (1u << kTypeShift) - 1;
 inline constexpr uint32_t make(Type t, uint32_t v) {
-  return (static_cast<uint32_t>(t) << kTypeShift) | v;
+  // Values wider than 20 bits would spill into the type: the configuration bounds them.
+  return (static_cast<uint32_t>(t) << kTypeShift) | (v & kValueMask);
 }
 inline constexpr Type type(uint32_t n) {
   return static_cast<Type>(n >> kTypeShift);

@@ -6,8 +6,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <sstream>
 
@@ -162,16 +164,36 @@ std::string ControlServer::listen(const std::string& path) {
 
 void ControlServer::poll(Management& m) {
   for (int i = 0; i < 4; ++i) {  // a few clients per loop, so packets keep priority
-    int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (c < 0) return;
+    // One deadline for the whole exchange: a client that trickles its request or stops reading
+    // its answer is dropped, never allowed to stall the management lcore for long.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    auto left_ms = [&] {
+      auto d = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      return static_cast<int>(std::max<int64_t>(0, d.count()));
+    };
     std::string line;
     char buf[512];
-    pollfd p{c, POLLIN, 0};
-    // A client writes its one line right after connecting; give it 200 ms at most.
-    while (line.find('\n') == std::string::npos && line.size() < 4096 && ::poll(&p, 1, 200) > 0) {
+    bool complete = false;
+    while (line.size() < 4096) {
       ssize_t n = ::read(c, buf, sizeof buf);
-      if (n <= 0) break;
-      line.append(buf, static_cast<size_t>(n));
+      if (n > 0) {
+        line.append(buf, static_cast<size_t>(n));
+        if (line.find('\n') != std::string::npos) {
+          complete = true;
+          break;
+        }
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EINTR)) break;
+      pollfd p{c, POLLIN, 0};
+      if (::poll(&p, 1, left_ms()) <= 0) break;
+    }
+    if (!complete) {
+      ::close(c);
+      continue;
     }
     std::string out;
     bool ok = dispatch(m, line.substr(0, line.find('\n')), out);
@@ -179,8 +201,15 @@ void ControlServer::poll(Management& m) {
     size_t off = 0;
     while (off < reply.size()) {
       ssize_t n = ::write(c, reply.data() + off, reply.size() - off);
-      if (n <= 0) break;
-      off += static_cast<size_t>(n);
+      if (n > 0) {
+        off += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        pollfd p{c, POLLOUT, 0};
+        if (::poll(&p, 1, left_ms()) > 0) continue;
+      }
+      break;
     }
     ::close(c);
   }

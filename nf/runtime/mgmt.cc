@@ -25,6 +25,7 @@ namespace {
 constexpr uint16_t kEthLen = sizeof(rte_ether_hdr);
 constexpr uint8_t kIcmpDestUnreach = 3;  // RFC 792
 constexpr uint8_t kIcmpTimeExceeded = 11;
+constexpr uint16_t kMaxFragments = 64;
 constexpr uint16_t kIcmpErrorMax = 576;  // RFC 1812 4.3.2.3: whole error datagram at most 576
 
 rte_ipv4_hdr* ip_of(rte_mbuf* m) {
@@ -72,7 +73,8 @@ uint32_t Management::port_address(uint16_t port) const {
 }
 
 std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>& c,
-                                            std::string& err) {
+                                            std::string& err, bool& touched) {
+  touched = false;
   auto snap = std::make_unique<Snapshot>();
   snap->generation = generation_ + 1;
   snap->adj = adj_.get();
@@ -99,24 +101,16 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
     return g;
   };
   const auto gws = gateways(*c);
-  // The neighbour table must see the new connected prefixes before it decides what to keep;
-  // if anything below fails it is synced back to the running configuration.
-  const std::shared_ptr<const Config> prev = cfg_;
-  auto roll_back = [&] {
-    if (prev && prev != c) {
-      cfg_ = prev;
-      neigh_->set_params(prev->neighbour);
-      neigh_->sync(gateways(*prev), prev->neighbours, *prev, now_ms());
-    }
-    return nullptr;
-  };
+  // The neighbour table must see the new connected prefixes before it decides what to keep.
+  // From here on a failure has changed it: the caller re-applies the running configuration.
+  touched = true;
   cfg_ = c;
   neigh_->set_params(c->neighbour);
   const std::vector<uint32_t> slots = neigh_->sync(gws, c->neighbours, *c, now_ms());
   for (size_t i = 0; i < slots.size(); ++i) {
     if (slots[i] >= adj_->size()) {
       err = "neighbour table full: no slot for gateway " + format_ipv4(gws[i].first);
-      return roll_back();
+      return nullptr;
     }
   }
   snap->rib = build_rib(*c, [&](uint32_t gw, uint16_t) {
@@ -124,10 +118,12 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
       if (gws[i].first == gw) return slots[i];
     return uint32_t{0};
   });
-  if (!snap->fib->load(snap->rib, err)) return roll_back();
+  if (!snap->fib->load(snap->rib, err)) return nullptr;
   for (const NeighView& v : neigh_->list(now_ms())) {
     if (v.state == NeighState::kIncomplete || v.state == NeighState::kFailed) continue;
-    if (!has_route(*snap, {v.ip, 32})) snap->fib->add({v.ip, 32}, nh::make(nh::kAdj, v.slot));
+    if (!has_route(*snap, {v.ip, 32}) &&
+        snap->fib->add({v.ip, 32}, nh::make(nh::kAdj, v.slot)) != 0)
+      c_.fib_add_failed++;
   }
   snap->config = c;
   return snap;
@@ -135,10 +131,12 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
 
 std::string Management::start() {
   std::string err;
-  auto snap = build(cfg_, err);
+  bool touched;
+  auto snap = build(cfg_, err, touched);
   if (!snap) return err;
   generation_ = snap->generation;
   s_.snapshot->publish(std::move(snap), *s_.rcu);
+  neigh_->release_held();
   control_ = std::make_unique<ControlServer>();
   if (std::string e = control_->listen(cfg_->control_socket); !e.empty()) return e;
   schedule_garp(Config{}, *cfg_);
@@ -179,10 +177,20 @@ bool Management::reload(const std::string& path_in, std::string& out) {
   LoadResult r =
       path.empty() ? load_config("<built-in lab>", &builtin_lab_config()) : load_config(path);
   std::vector<ConfigError> errs;
-  if (auto* e = std::get_if<std::vector<ConfigError>>(&r))
+  if (auto* e = std::get_if<std::vector<ConfigError>>(&r)) {
     errs = *e;
-  else
-    errs = reload_blockers(*cfg_, std::get<Config>(r));
+  } else {
+    const Config& nc = std::get<Config>(r);
+    errs = reload_blockers(*cfg_, nc);
+    for (size_t p = 0; p < nc.ports.size(); ++p) {
+      if (nc.ports[p].mtu + RTE_ETHER_HDR_LEN + 4u > s_.ports->max_frame_capacity())
+        errs.push_back(
+            {nc.file, 0, "ports[" + std::to_string(p) + "].mtu",
+             "MTU " + std::to_string(nc.ports[p].mtu) + " needs larger packet buffers than nf " +
+                 "allocated at start (frames up to " +
+                 std::to_string(s_.ports->max_frame_capacity()) + " bytes); restart nf to apply"});
+    }
+  }
   if (!errs.empty()) {
     c_.reloads_rejected++;
     out = "reload rejected; the running configuration (generation " + std::to_string(generation_) +
@@ -193,15 +201,37 @@ bool Management::reload(const std::string& path_in, std::string& out) {
   auto next = std::make_shared<const Config>(std::move(std::get<Config>(r)));
   std::shared_ptr<const Config> old = cfg_;
   std::string err;
-  auto snap = build(next, err);
+  bool touched;
+  auto snap = build(next, err, touched);
   if (!snap) {
     c_.reloads_rejected++;
     out = "reload failed; the running configuration stays: " + err + "\n";
+    if (touched) {
+      // The neighbour table already follows `next`: publish the running configuration again
+      // so that it and the FIB agree (same settings, a new generation).
+      std::string err2;
+      bool t2;
+      auto again = build(old, err2, t2);
+      if (again) {
+        generation_ = again->generation;
+        s_.snapshot->publish(std::move(again), *s_.rcu);
+        neigh_->release_held();
+      } else {
+        out += "re-applying the running configuration failed too: " + err2 + "\n";
+      }
+    }
     log_error("%s", out.c_str());
     return false;
   }
   generation_ = snap->generation;
   s_.snapshot->publish(std::move(snap), *s_.rcu);
+  neigh_->release_held();
+  for (size_t p = 0; p < next->ports.size(); ++p) {
+    if (next->ports[p].mtu == old->ports[p].mtu) continue;
+    if (std::string e = s_.ports->set_mtu(static_cast<uint16_t>(p), next->ports[p].mtu); !e.empty())
+      log_warn("port \"%s\": the device refused MTU %u (%s); nf enforces it in software",
+               next->ports[p].name.c_str(), next->ports[p].mtu, e.c_str());
+  }
   if (!path.empty()) s_.config_path = path;
   schedule_garp(*old, *next);
   c_.reloads++;
@@ -235,8 +265,10 @@ void Management::finish_and_send(rte_mbuf* m, uint16_t port, const MacAddr& dst)
     if (!local) ipv4_dec_ttl(ip);
     // rte_ipv4_fragment_packet wants the IP header first and leaves checksums to us.
     rte_pktmbuf_adj(m, md.l3_off);
-    rte_mbuf* frags[RTE_LIBRTE_IP_FRAG_MAX_FRAG];
-    int n = rte_ipv4_fragment_packet(m, frags, RTE_LIBRTE_IP_FRAG_MAX_FRAG, snap->ports[port].mtu,
+    // Enough for a 9000-byte datagram over a 576-byte link (RTE_LIBRTE_IP_FRAG_MAX_FRAG, 8,
+    // is the reassembly limit, not a fragmentation one).
+    rte_mbuf* frags[kMaxFragments];
+    int n = rte_ipv4_fragment_packet(m, frags, kMaxFragments, snap->ports[port].mtu,
                                      s_.ports->pool(), s_.ports->indirect_pool());
     rte_pktmbuf_free(m);  // fragments hold their own references to the payload
     if (n < 0) {
@@ -297,9 +329,12 @@ void Management::send_ip(rte_mbuf* m) {
         AdjTable::copy_mac(w, mac.b.data());
         finish_and_send(m, AdjTable::port(w), mac);
       } else {
-        const uint32_t gw = adj_->ip_of(slot) ? adj_->ip_of(slot) : dst;
-        int port = cfg_->connected_port(gw);
+        // The route's gateway (resolving, or failed: then the queue answers unreachable).
+        const uint32_t gw = neigh_->ip_of_slot(slot);
+        const int port = gw ? cfg_->connected_port(gw) : -1;
         if (port < 0) {
+          c_.neigh_unreachable++;
+          if (!(md.flags & meta_flags::kLocalOrigin)) icmp_error(m, kIcmpDestUnreach, 1, 0);
           rte_pktmbuf_free(m);
           return;
         }
@@ -444,7 +479,9 @@ void Management::handle_arp(rte_mbuf* m) {
       if (pf.contains(sip) && (sip == pf.addr || sip == pf.broadcast())) learnable = false;
     }
   }
-  if (learnable) neigh_->learn(sip, sha, port, target_ours || op == RTE_ARP_OP_REPLY, now_ms());
+  // RFC 826 merge: refresh what we know from any ARP; add a new entry only when the packet is
+  // addressed to us (a request for one of our addresses, or the reply to ours).
+  if (learnable) neigh_->learn(sip, sha, port, target_ours, now_ms());
 
   if (op == RTE_ARP_OP_REQUEST && target_ours) {
     // Answer in place (also ARP probes from 0.0.0.0, RFC 5227 2.1.1: we defend the address).
@@ -545,9 +582,13 @@ void Management::send_request(uint16_t port, uint32_t target, const MacAddr* dst
 }
 
 void Management::publish(uint32_t slot, uint32_t ip, const MacAddr& mac, uint16_t port) {
-  adj_->publish(slot, ip, mac, port);
+  adj_->publish(slot, mac, port);
   Snapshot* cur = s_.snapshot->mutable_current();
-  if (cur && !has_route(*cur, {ip, 32})) cur->fib->add({ip, 32}, nh::make(nh::kAdj, slot));
+  if (cur && !has_route(*cur, {ip, 32}) && cur->fib->add({ip, 32}, nh::make(nh::kAdj, slot)) != 0) {
+    // The FIB is out of room: forwarding to this host stays on the management lcore (glean).
+    if (c_.fib_add_failed++ == 0)
+      log_warn("FIB full: %s is forwarded by the management lcore", format_ipv4(ip).c_str());
+  }
 }
 
 void Management::unpublish(uint32_t slot, uint32_t ip) {

@@ -59,6 +59,7 @@ struct MgmtCounters {
   uint64_t neigh_queue_dropped;
   uint64_t reloads;
   uint64_t reloads_rejected;
+  uint64_t fib_add_failed;  // neighbour /32s the FIB had no room for
 };
 
 class Management final : public NeighActions {
@@ -105,7 +106,9 @@ class Management final : public NeighActions {
   bool grace_done(uint64_t t) override { return s_.rcu->done(t); }
 
  private:
-  std::unique_ptr<Snapshot> build(const std::shared_ptr<const Config>& c, std::string& err);
+  // `touched`: the neighbour table was already synced to `c` when it failed.
+  std::unique_ptr<Snapshot> build(const std::shared_ptr<const Config>& c, std::string& err,
+                                  bool& touched);
   void handle(rte_mbuf* m);
   void handle_arp(rte_mbuf* m);
   void handle_local(rte_mbuf* m);

@@ -155,7 +155,7 @@ std::string Management::show_routes() const {
       case nh::kGlean:
         return "connected  port " + cfg_->ports[nh::value(n)].name;
       case nh::kAdj: {
-        uint32_t ip = adj_->ip_of(nh::value(n));
+        uint32_t ip = neigh_->ip_of_slot(nh::value(n));
         int p = cfg_->connected_port(ip);
         return "via        " + format_ipv4(ip) + " port " + (p >= 0 ? cfg_->ports[p].name : "?");
       }
@@ -217,6 +217,7 @@ std::string Management::show_mgmt() const {
   row("neigh_queue_overflow", c_.neigh_queue_dropped);
   row("reloads", c_.reloads);
   row("reloads_rejected", c_.reloads_rejected);
+  row("fib_add_failed", c_.fib_add_failed);
   return out;
 }
 

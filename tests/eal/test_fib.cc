@@ -49,7 +49,9 @@ TEST(Fib, AgreesWithReferenceLookup) {
     auto want = rib_lookup(rib, a);
     int rc = fib->lookup(a, got);
     ASSERT_EQ(rc == 0, want.has_value()) << format_ipv4(a);
-    if (want) ASSERT_EQ(got, *want) << format_ipv4(a);
+    if (want) {
+      ASSERT_EQ(got, *want) << format_ipv4(a);
+    }
   }
   // Bulk lookup gives the same answers.
   uint32_t res[32];
@@ -57,7 +59,9 @@ TEST(Fib, AgreesWithReferenceLookup) {
   for (int i = 0; i < 32; ++i) {
     auto want = rib_lookup(rib, probes[i]);
     EXPECT_EQ((res[i] & RTE_LPM_LOOKUP_SUCCESS) != 0, want.has_value());
-    if (want) EXPECT_EQ(res[i] & 0xffffff, *want);
+    if (want) {
+      EXPECT_EQ(res[i] & 0xffffff, *want);
+    }
   }
 }
 

@@ -39,9 +39,9 @@ routes = ( { prefix = "192.0.2.0/24"; via = "10.20.0.9"; },
     snap_.fib = Fib::create("t_fwd_" + std::to_string(n++), snap_.rib, 64, nullptr, err);
     ASSERT_TRUE(snap_.fib) << err;
     // 10.20.0.11 resolved (slot 3, with its /32); the gateway 10.20.0.9 resolved in slot 5.
-    adj_.publish(3, 0x0a14000b, kServerMac, 1);
+    adj_.publish(3, kServerMac, 1);
     snap_.fib->add({0x0a14000b, 32}, nh::make(nh::kAdj, 3));
-    adj_.publish(5, 0x0a140009, kGwMac, 1);
+    adj_.publish(5, kGwMac, 1);
   }
 
   // Runs one frame through input + ip4_forward; returns the outcome string.

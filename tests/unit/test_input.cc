@@ -93,6 +93,8 @@ std::vector<Fixture> fixtures() {
                "drop:martian_source"});
   f.push_back({"martian_destination", ip_frame({.dst = 0x00010203}),
                ParseStatus::kMartianDestination, "drop:martian_destination"});
+  f.push_back({"class_e_destination", ip_frame({.dst = 0xf0000001}),
+               ParseStatus::kMartianDestination, "drop:martian_destination"});
   f.push_back(
       {"oversized", ip_frame({.payload = 1600}), ParseStatus::kOversized, "drop:oversized"});
   return f;

@@ -190,5 +190,66 @@ TEST(Neigh, SlotsAreReusedOnlyAfterGracePeriod) {
   EXPECT_EQ(t.slot_of(kIp2), s);
 }
 
+// The management lcore answers a dropped packet with an ICMP error, which is itself routed and
+// may need the very neighbour that just failed: unreachable() re-enters resolve() for the same
+// address. Every original packet must be answered exactly once, never also discarded, and the
+// re-queued ICMP packets must be accounted for (this was a double free before the queue was
+// taken out of the entry first).
+TEST(Neigh, ReentrantUnreachableIsSafe) {
+  struct Reentrant : FakeActions {
+    NeighTable* t = nullptr;
+    uint64_t now = 0;
+    void unreachable(void* p) override {
+      FakeActions::unreachable(p);
+      const intptr_t id = reinterpret_cast<intptr_t>(p);
+      if (id < 100) t->resolve(kIp, 1, pkt(100 + id), now);  // the ICMP error, routed back
+    }
+  } a;
+  NeighTable t(params(), 8, a);
+  a.t = &t;
+  for (intptr_t i = 1; i <= 3; ++i) t.resolve(kIp, 1, pkt(i), 0);
+  for (uint64_t ms = 100; ms <= 5000; ms += 100) {
+    a.now = ms;
+    t.tick(ms);
+    if (!a.unreach.empty()) break;
+  }
+  std::map<intptr_t, int> seen;
+  for (intptr_t id : a.unreach) seen[id]++;
+  for (intptr_t id : a.discarded) seen[id]++;
+  for (intptr_t i = 1; i <= 3; ++i) EXPECT_EQ(seen[i], 1) << "packet " << i;
+  // The three ICMP packets wait on a fresh entry for the same address.
+  EXPECT_EQ(t.pending_total(), 3u);
+  ASSERT_EQ(t.list(5000).size(), 1u);
+  EXPECT_EQ(t.list(5000)[0].queued, 3u);
+}
+
+// A slot freed by a configuration sync may still be named by the FIB that is running until the
+// new snapshot is published: it must not be handed out before release_held().
+TEST(Neigh, SlotsFreedBySyncAreHeldUntilPublished) {
+  FakeActions a;
+  a.grace = UINT64_MAX;  // readers are always quiescent: only the hold protects the slot
+  NeighbourParams p = params();
+  p.max_entries = 1;
+  NeighTable t(p, 1, a);
+  Config c;
+  c.ports.resize(2);
+  c.ports[1].addresses.push_back({0x0a140001, 24});
+  auto slots = t.sync({{kIp, 1}}, {}, c, 0);
+  t.release_held();
+  ASSERT_EQ(slots.size(), 1u);
+  EXPECT_EQ(t.ip_of_slot(slots[0]), kIp);
+  // A reload drops the gateway's subnet and makes kIp2 (another port) a static in one sync.
+  Config c2;
+  c2.ports.resize(2);
+  c2.ports[0].addresses.push_back({0x0a140001, 24});
+  t.sync({}, {{kIp2, kMac, 0}}, c2, 10);
+  EXPECT_EQ(t.slot_of(kIp2), UINT32_MAX);  // the only slot is held
+  t.release_held();
+  t.sync({}, {{kIp2, kMac, 0}}, c2, 20);
+  t.release_held();
+  EXPECT_EQ(t.slot_of(kIp2), slots[0]);
+  EXPECT_EQ(t.ip_of_slot(slots[0]), kIp2);
+}
+
 }  // namespace
 }  // namespace nf
