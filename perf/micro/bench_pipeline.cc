@@ -46,8 +46,7 @@ routes = ( { prefix = "0.0.0.0/0"; via = "10.20.0.254"; } );
     adj.publish(255, MacAddr{{2, 0, 0, 0, 0, 0xfe}}, 1);
     for (int h = 0; h < hosts; ++h) {
       uint32_t ip = 0x0a140000 | static_cast<uint32_t>(10 + h);
-      adj.publish(static_cast<uint32_t>(h), MacAddr{{2, 0, 0, 0, 1, static_cast<uint8_t>(h)}},
-                  1);
+      adj.publish(static_cast<uint32_t>(h), MacAddr{{2, 0, 0, 0, 1, static_cast<uint8_t>(h)}}, 1);
       snap.fib->add({ip, 32}, nh::make(nh::kAdj, static_cast<uint32_t>(h)));
     }
     for (int i = 0; i < kMaxBurst; ++i) {
