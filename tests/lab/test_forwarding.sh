@@ -9,18 +9,12 @@
 # net unreachable for 192.0.2.1 (no route); afterwards stages input and ip4_forward have
 # non-zero packet counters that grew during the test. Runs in ~10 s; exits 0 on pass.
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CLIENT=(ip netns exec nfl-client)
-PASS=0
-FAIL=0
-FAILED=()
 OUT=$(mktemp)
 trap 'rm -f "$OUT"' EXIT
 
-NFCTL=$(command -v nfctl || echo /usr/local/bin/nfctl)
-nfctl() { timeout 20 "$NFCTL" "$@"; }  # never hang the test if nf stops answering
-ok()   { PASS=$((PASS + 1)); echo "  [PASS] $*"; }
-bad()  { FAIL=$((FAIL + 1)); FAILED+=("$*"); echo "  [FAIL] $*"; }
 die()  { echo "test_forwarding: FAIL: $*" >&2; exit 1; }
 
 # stage_col <stage> <column>: the column summed over workers (the "all" line is skipped).

@@ -9,17 +9,12 @@
 # and none for 10.10.0.1 (unchanged); then that arping and ping to 10.10.0.2 are answered.
 # Restores the lab configuration on exit.
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LAB_CONF=/etc/nf/lab.conf
 CLIENT=(ip netns exec nfl-client)
 WORK=$(mktemp -d /tmp/nf-test-garp.XXXXXX)
-PASS=0
-FAIL=0
 TCPDUMP_PID=
-NFCTL=$(command -v nfctl || echo /usr/local/bin/nfctl)
-nfctl() { timeout 20 "$NFCTL" "$@"; }
-ok() { PASS=$((PASS + 1)); echo "  [PASS] $*"; }
-bad() { FAIL=$((FAIL + 1)); echo "  [FAIL] $*"; }
 restore() {
   [ -n "$TCPDUMP_PID" ] && kill "$TCPDUMP_PID" 2>/dev/null
   nfctl reload "$LAB_CONF" >/dev/null 2>&1 || echo "WARNING: could not reload $LAB_CONF" >&2

@@ -16,23 +16,17 @@
 # Restores on exit (also on failure): the lab configuration (nfctl reload /etc/nf/lab.conf),
 # nfl-srv1's MTU, and the path-MTU caches of nfl-client and nfl-srv1. Runs in ~8 s.
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LAB_CONF=/etc/nf/lab.conf
 CLIENT=(ip netns exec nfl-client)
 SRV1=(ip netns exec nfl-srv1)
-PASS=0
-FAIL=0
-FAILED=()
 WORK=$(mktemp -d /tmp/nf-test-mtu.XXXXXX)
 OUT=$WORK/out
 SRV1_MTU_OLD=
 TCPDUMP_PID=
 trap 'rm -rf "$WORK"' EXIT
 
-NFCTL=$(command -v nfctl || echo /usr/local/bin/nfctl)
-nfctl() { timeout 20 "$NFCTL" "$@"; }  # never hang the test if nf stops answering
-ok()  { PASS=$((PASS + 1)); echo "  [PASS] $*"; }
-bad() { FAIL=$((FAIL + 1)); FAILED+=("$*"); echo "  [FAIL] $*"; }
 die() { echo "test_mtu: FAIL: $*" >&2; exit 1; }
 
 mgmt()  { nfctl show management | awk -v k="$1" '$1 == k { print $2 }'; }
