@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   }
   if (line.empty()) line = "help";
 
+  std::signal(SIGPIPE, SIG_IGN);  // a closed connection is reported, not fatal
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
@@ -54,7 +56,8 @@ int main(int argc, char** argv) {
   }
   line += "\n";
   if (write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-    std::cerr << "nfctl: write failed\n";
+    std::cerr << "nfctl: nf closed the connection before taking the command: "
+              << std::strerror(errno) << "\n";
     return 2;
   }
   std::string reply;

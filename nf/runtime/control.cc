@@ -89,6 +89,18 @@ std::vector<std::string> words(std::string_view s) {
 
 }  // namespace
 
+// Waits for `events` until the deadline behind `left_ms`; a signal (SIGHUP asks for a reload)
+// interrupts poll() without ending the wait.
+template <typename Left>
+bool wait_for(int fd, short events, Left left_ms) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    const int rc = ::poll(&p, 1, left_ms());
+    if (rc > 0) return true;
+    if (rc == 0 || errno != EINTR) return false;
+  }
+}
+
 std::span<const Command> command_table() {
   return kCommands;
 }
@@ -102,9 +114,15 @@ bool dispatch(Management& m, std::string_view line, std::string& out) {
   const Command* match = nullptr;
   size_t match_words = 0;
   std::vector<std::string_view> candidates;
+  std::vector<std::string_view> incomplete;  // what the words so far could still become
   for (const Command& c : kCommands) {
     std::vector<std::string> pw = words(c.path);
-    if (in.size() < pw.size()) continue;
+    if (in.size() < pw.size()) {
+      bool prefix = true;
+      for (size_t i = 0; i < in.size() && prefix; ++i) prefix = pw[i].rfind(in[i], 0) == 0;
+      if (prefix) incomplete.push_back(c.path);
+      continue;
+    }
     bool ok = true;
     bool exact = true;
     for (size_t i = 0; i < pw.size() && ok; ++i) {
@@ -121,6 +139,12 @@ bool dispatch(Management& m, std::string_view line, std::string& out) {
     candidates.push_back(c.path);
     match = &c;
     match_words = pw.size();
+  }
+  if (candidates.empty() && !incomplete.empty()) {
+    out = "incomplete command; could be:";
+    for (auto c : incomplete) out += " \"" + std::string(c) + "\"";
+    out += "\n";
+    return false;
   }
   if (candidates.size() != 1) {
     out = candidates.empty() ? "unknown command \"" + std::string(line) + "\"; try \"help\"\n"
@@ -188,8 +212,7 @@ void ControlServer::poll(Management& m) {
         continue;
       }
       if (n == 0 || (errno != EAGAIN && errno != EINTR)) break;
-      pollfd p{c, POLLIN, 0};
-      if (::poll(&p, 1, left_ms()) <= 0) break;
+      if (!wait_for(c, POLLIN, left_ms)) break;
     }
     if (!complete) {
       ::close(c);
@@ -205,10 +228,7 @@ void ControlServer::poll(Management& m) {
         off += static_cast<size_t>(n);
         continue;
       }
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        pollfd p{c, POLLOUT, 0};
-        if (::poll(&p, 1, left_ms()) > 0) continue;
-      }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR) && wait_for(c, POLLOUT, left_ms)) continue;
       break;
     }
     ::close(c);
