@@ -149,7 +149,6 @@ class Emit {
   Burst& punts() { return punt_; }
   Burst& drops() { return drop_; }
   TxBuf& txbuf(uint16_t port) { return tx_[port]; }
-  uint16_t nb_ports() const { return nb_ports_; }
   void set_nb_ports(uint16_t n) { nb_ports_ = n; }
 
  private:

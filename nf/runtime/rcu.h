@@ -16,7 +16,7 @@ namespace nf {
 
 class Rcu {
  public:
-  explicit Rcu(uint32_t readers) : readers_(readers) {
+  explicit Rcu(uint32_t readers) {
     size_t sz = rte_rcu_qsbr_get_memsize(readers);
     v_ = static_cast<rte_rcu_qsbr*>(
         std::aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN(sz, RTE_CACHE_LINE_SIZE)));
@@ -27,7 +27,6 @@ class Rcu {
   Rcu& operator=(const Rcu&) = delete;
 
   rte_rcu_qsbr* qsbr() { return v_; }
-  uint32_t readers() const { return readers_; }
 
   // Reader side (worker lcore `id`).
   void online(uint32_t id) {
@@ -66,7 +65,6 @@ class Rcu {
     uint64_t token;
     std::function<void()> fn;
   };
-  uint32_t readers_;
   rte_rcu_qsbr* v_;
   std::vector<Deferred> deferred_;
 };
