@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "config/dhcp_config.h"
 #include "nf/net/addr.h"
 
 namespace nf {
@@ -77,6 +78,7 @@ struct Config {
   uint32_t icmp_errors_per_sec = 100;  // RFC 1812 4.3.2.8 rate limit for generated errors
   uint32_t garp_count = 3;             // gratuitous ARPs per owned address at start/change
   uint32_t tx_drain_us = 100;
+  DhcpConfig dhcp;  // pools and options reload; journal, max_leases are init-only
 
   // The text of the file as loaded, shown by `nfctl show config`.
   std::string text;

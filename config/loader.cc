@@ -6,167 +6,16 @@
 #include <sstream>
 
 #include "config/config.h"
+#include "config/loader_util.h"
 #include "nf/core/stage.h"
 
 namespace nf {
 namespace {
 
-using libconfig::Setting;
-
 // RTE_MAX_LCORE of Debian's DPDK build; checked against rte_config.h in the EAL glue.
 constexpr uint32_t kMaxLcore = 128;
-
-const char* type_name(Setting::Type t) {
-  switch (t) {
-    case Setting::TypeInt:
-    case Setting::TypeInt64:
-      return "an integer";
-    case Setting::TypeFloat:
-      return "a number";
-    case Setting::TypeString:
-      return "a string";
-    case Setting::TypeBoolean:
-      return "a boolean";
-    case Setting::TypeGroup:
-      return "a group { ... }";
-    case Setting::TypeArray:
-      return "an array [ ... ]";
-    case Setting::TypeList:
-      return "a list ( ... )";
-    default:
-      return "nothing";
-  }
-}
-
-long long as_int(const Setting& s) {
-  return s.getType() == Setting::TypeInt64 ? static_cast<long long>(s)
-                                           : static_cast<long long>(static_cast<int>(s));
-}
-
-// Collects located errors for one load.
-class Diag {
- public:
-  explicit Diag(std::string file) : file_(std::move(file)) {}
-  void error(const Setting& s, const std::string& path, std::string msg) {
-    errs_.push_back({file_, static_cast<int>(s.getSourceLine()), path, std::move(msg)});
-  }
-  std::vector<ConfigError>& errors() { return errs_; }
-
- private:
-  std::string file_;
-  std::vector<ConfigError> errs_;
-};
-
-std::string join(const std::string& base, const std::string& name) {
-  return base.empty() ? name : base + "." + name;
-}
-std::string index(const std::string& base, int i) {
-  return base + "[" + std::to_string(i) + "]";
-}
-
-// Reads the members of one group and reports any member it was not asked for, so a typo in a
-// setting name is an error instead of a silently ignored line.
-class Group {
- public:
-  Group(Diag& d, const Setting& s, std::string path) : d_(d), s_(s), path_(std::move(path)) {}
-  ~Group() {
-    for (int i = 0; i < s_.getLength(); ++i) {
-      const Setting& c = s_[i];
-      const char* n = c.getName();
-      if (n && !seen_.count(n)) d_.error(c, join(path_, n), "unknown setting");
-    }
-  }
-  Group(const Group&) = delete;
-  Group& operator=(const Group&) = delete;
-
-  const Setting* find(const char* name, Setting::Type want, bool required) {
-    seen_.insert(name);
-    if (!s_.exists(name)) {
-      if (required) d_.error(s_, join(path_, name), "required setting is missing");
-      return nullptr;
-    }
-    const Setting& c = s_[name];
-    bool ok =
-        c.getType() == want || (want == Setting::TypeInt && c.getType() == Setting::TypeInt64);
-    if (!ok) {
-      d_.error(c, join(path_, name),
-               std::string("must be ") + type_name(want) + ", not " + type_name(c.getType()));
-      return nullptr;
-    }
-    return &c;
-  }
-
-  void u32(const char* name, uint32_t& out, uint64_t lo, uint64_t hi, bool required = false) {
-    if (const Setting* c = find(name, Setting::TypeInt, required)) {
-      long long v = as_int(*c);
-      if (v < static_cast<long long>(lo) || v > static_cast<long long>(hi)) {
-        d_.error(*c, join(path_, name),
-                 "value " + std::to_string(v) + " out of range [" + std::to_string(lo) + ", " +
-                     std::to_string(hi) + "]");
-        return;
-      }
-      out = static_cast<uint32_t>(v);
-    }
-  }
-  void u16(const char* name, uint16_t& out, uint32_t lo, uint32_t hi) {
-    uint32_t v = out;
-    u32(name, v, lo, hi);
-    out = static_cast<uint16_t>(v);
-  }
-  bool str(const char* name, std::string& out, bool required = false) {
-    if (const Setting* c = find(name, Setting::TypeString, required)) {
-      out = static_cast<const char*>(*c);
-      return true;
-    }
-    return false;
-  }
-  bool boolean(const char* name, bool& out) {
-    if (const Setting* c = find(name, Setting::TypeBoolean, false)) {
-      out = *c;
-      return true;
-    }
-    return false;
-  }
-  // An array of strings; calls fn(element setting, path, value) for each.
-  template <typename Fn>
-  void strings(const char* name, bool required, Fn fn) {
-    if (const Setting* c = find(name, Setting::TypeArray, required)) {
-      for (int i = 0; i < c->getLength(); ++i) {
-        const Setting& e = (*c)[i];
-        if (e.getType() != Setting::TypeString) {
-          d_.error(e, index(join(path_, name), i), "must be a string");
-          continue;
-        }
-        fn(e, index(join(path_, name), i), std::string(static_cast<const char*>(e)));
-      }
-    }
-  }
-  const std::string& path() const { return path_; }
-  const Setting& setting() const { return s_; }
-
- private:
-  Diag& d_;
-  const Setting& s_;
-  std::string path_;
-  std::set<std::string> seen_;
-};
-
-// A list of groups: ( { ... }, { ... } ).
-template <typename Fn>
-void each_group(Diag& d, Group& parent, const char* name, Fn fn) {
-  const Setting* l = parent.find(name, Setting::TypeList, false);
-  if (!l) return;
-  for (int i = 0; i < l->getLength(); ++i) {
-    const Setting& e = (*l)[i];
-    std::string p = index(join(parent.path(), name), i);
-    if (e.getType() != Setting::TypeGroup) {
-      d.error(e, p, std::string("must be a group { ... }, not ") + type_name(e.getType()));
-      continue;
-    }
-    Group g(d, e, p);
-    fn(g, i);
-  }
-}
+using namespace cfg;  // NOLINT(google-build-using-namespace)
+using libconfig::Setting;
 
 void read_lcores(Diag& d, Group& root, Config& c) {
   const Setting* s = root.find("lcores", Setting::TypeGroup, true);
@@ -494,6 +343,7 @@ LoadResult load_config(const std::string& file, const std::string* text) {
     read_routes(d, root, c);
     read_neighbours(d, root, c);
     read_pipeline(d, root, c);
+    read_dhcp(d, root, c);
     if (const Setting* m = root.find("mempool", Setting::TypeGroup, false)) {
       Group g(d, *m, "mempool");
       g.u32("mbufs", c.mbufs, 1023, 1u << 24);
@@ -539,6 +389,9 @@ std::vector<ConfigError> reload_blockers(const Config& cur, const Config& next) 
   if (cur.pipeline != next.pipeline) add("pipeline", "the stage chain");
   if (cur.control_socket != next.control_socket) add("control.socket", "the control socket");
   if (cur.eal_args != next.eal_args) add("eal.args", "EAL arguments");
+  if (cur.dhcp.journal_dir != next.dhcp.journal_dir) add("dhcp.journal", "the lease journal");
+  if (cur.dhcp.max_leases != next.dhcp.max_leases) add("dhcp.max_leases", "the lease table size");
+  if (cur.dhcp.sync != next.dhcp.sync) add("dhcp.sync", "the journal's sync mode");
   if (cur.neighbour.max_entries != next.neighbour.max_entries)
     add("neighbour.max_entries", "the neighbour table size");
   if (cur.ports.size() != next.ports.size()) {

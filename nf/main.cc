@@ -9,6 +9,7 @@
 #include <rte_ring.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -16,6 +17,7 @@
 
 #include "config/config.h"
 #include "drivers-glue/ports.h"
+#include "nf/dhcp/service.h"
 #include "nf/runtime/log.h"
 #include "nf/runtime/mgmt.h"
 #include "nf/runtime/worker.h"
@@ -104,7 +106,50 @@ int main(int argc, char** argv) {
     nf::Rcu rcu(nw);
     nf::Published<nf::Snapshot> snapshot;
     std::vector<std::unique_ptr<nf::Worker>> workers;
-    std::vector<rte_ring*> punt_rings, inject_rings;
+    std::vector<rte_ring*> punt_rings, inject_rings, handoff_rings;
+
+    // The DHCP service recovers its leases before any stage exists (stages load them).
+    std::unique_ptr<nf::dhcp::Service> dhcp;
+    if (cfg->dhcp.enabled) {
+      dhcp = std::make_unique<nf::dhcp::Service>(cfg, static_cast<uint16_t>(nw));
+      if (std::string e = dhcp->open(); !e.empty()) {
+        log_error("dhcp: %s", e.c_str());
+        return 1;
+      }
+      const auto& rep = dhcp->recovery();
+      for (const auto& m : rep.messages) log_warn("dhcp journal: %s", m.c_str());
+      log_info("dhcp journal %s: %lu records read, %lu live leases, %lu damaged, %lu torn bytes",
+               cfg->dhcp.journal_dir.c_str(), static_cast<unsigned long>(rep.records),
+               static_cast<unsigned long>(rep.live), static_cast<unsigned long>(rep.bad_records),
+               static_cast<unsigned long>(rep.torn_bytes));
+      // The journal thread shares the management lcore's CPU (it mostly sleeps in fdatasync).
+      const unsigned ncpu = std::max(1u, std::thread::hardware_concurrency());
+      if (std::string e = dhcp->start(static_cast<int>(cfg->management_lcore % ncpu)); !e.empty()) {
+        log_error("dhcp: %s", e.c_str());
+        return 1;
+      }
+    }
+    nf::StageEnv env;
+    env.workers = static_cast<uint16_t>(nw);
+    env.dhcp = dhcp.get();
+    env.pool = ports.pool();
+    env.tsc_hz = rte_get_tsc_hz();
+    env.tsc0 = rte_get_tsc_cycles();
+    env.unix_ms0 = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+    if (nw > 1) {
+      for (uint32_t w = 0; w < nw; ++w) {
+        std::string hn = "nf_handoff_" + std::to_string(w);
+        rte_ring* hr =
+            rte_ring_create(hn.c_str(), 4096, static_cast<int>(rte_socket_id()), RING_F_SC_DEQ);
+        if (!hr) {
+          log_error("cannot create the handoff ring of worker %u", w);
+          return 1;
+        }
+        handoff_rings.push_back(hr);
+      }
+    }
     for (uint32_t w = 0; w < nw; ++w) {
       std::string pn = "nf_punt_" + std::to_string(w), in = "nf_inject_" + std::to_string(w);
       rte_ring* pr = rte_ring_create(pn.c_str(), 4096, static_cast<int>(rte_socket_id()),
@@ -121,7 +166,16 @@ int main(int argc, char** argv) {
       ws.id = static_cast<uint16_t>(w);
       ws.lcore = cfg->worker_lcores[w];
       ws.ports = &ports;
-      for (const auto& name : cfg->pipeline) ws.chain.push_back(nf::find_stage(name)->make(ws.id));
+      for (const auto& name : cfg->pipeline)
+        ws.chain.push_back(nf::find_stage(name)->make(ws.id, env));
+      if (dhcp) {
+        ws.commit_ring = dhcp->commit_ring(ws.id);
+        ws.durable_ring = dhcp->durable_ring(ws.id);
+      }
+      if (!handoff_rings.empty()) {
+        ws.handoff_in = handoff_rings[w];
+        ws.handoff_rings = handoff_rings;
+      }
       ws.punt_ring = pr;
       ws.inject_ring = ir;
       ws.rcu = &rcu;
@@ -131,8 +185,8 @@ int main(int argc, char** argv) {
       workers.push_back(std::make_unique<nf::Worker>(std::move(ws)));
     }
 
-    nf::Management::Setup ms{cfg,  &ports,    &workers, punt_rings, inject_rings,
-                             &rcu, &snapshot, &g_stop,  &g_reload,  path};
+    nf::Management::Setup ms{cfg,       &ports,  &workers,  punt_rings, inject_rings, &rcu,
+                             &snapshot, &g_stop, &g_reload, path,       dhcp.get()};
     nf::Management mgmt(std::move(ms));
     if (std::string e = mgmt.start(); !e.empty()) {
       log_error("%s", e.c_str());
@@ -150,6 +204,7 @@ int main(int argc, char** argv) {
              path.empty() ? "built-in lab configuration" : path.c_str());
     mgmt.run();
     rte_eal_mp_wait_lcore();
+    if (dhcp) dhcp->stop();
     // Workers are offline: every deferred free is due now, and all of it must happen before
     // EAL releases its memory below.
     rcu.reclaim();

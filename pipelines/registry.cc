@@ -3,6 +3,7 @@
 #include <array>
 
 #include "nf/core/stage.h"
+#include "pipelines/dhcp/dhcp_stage.h"
 #include "pipelines/ip4/forward_stage.h"
 #include "pipelines/ip4/input_stage.h"
 
@@ -10,12 +11,17 @@ namespace nf {
 namespace {
 
 template <typename S>
-std::unique_ptr<Stage> make(uint16_t /*worker*/) {
+std::unique_ptr<Stage> make(uint16_t /*worker*/, const StageEnv& /*env*/) {
   return std::make_unique<S>();
 }
 
-const std::array<StageDescriptor, 2> kStages = {{
+std::unique_ptr<Stage> make_dhcp(uint16_t worker, const StageEnv& env) {
+  return std::make_unique<dhcp::DhcpStage>(worker, env);
+}
+
+const std::array<StageDescriptor, 3> kStages = {{
     {"input", ip4::InputStage::kDropNames, &make<ip4::InputStage>},
+    {"dhcp", dhcp::DhcpStage::kDropNames, &make_dhcp},
     {"ip4_forward", ip4::ForwardStage::kDropNames, &make<ip4::ForwardStage>},
 }};
 

@@ -12,6 +12,10 @@
 //   reply(m)         transmit on the port it arrived on (answers built in place: DHCP, DNS)
 //   punt(m, reason)  hand to the management lcore (ARP, ICMP errors, unresolved next hop)
 //   drop(m, reason)  free, counted under the stage's named reason
+//   commit(m)        hand to a durable writer; the packet leaves only after its record is on
+//                    disk (DHCP ACKs: see nf/dhcp/service.h)
+//   handoff(m, w)    give to worker w, which owns the packet's state (software dispatch where
+//                    RSS cannot see the key, e.g. DHCP's chaddr)
 //
 // Emit only records; it makes no DPDK call, so stages run unchanged in unit tests with fake
 // mbufs. The worker flushes Emit after the chain: TX buffers to ethdev, punts to the ring,
@@ -40,6 +44,7 @@ inline constexpr uint16_t kMaxBurst = 32;
 inline constexpr uint16_t kMaxPorts = 8;
 inline constexpr uint16_t kMaxStages = 8;
 inline constexpr uint16_t kMaxDropReasons = 24;
+inline constexpr uint16_t kMaxWorkers = 16;
 inline constexpr uint16_t kTxBufCap = 2 * kMaxBurst;  // flushed at >= kMaxBurst after each chain
 
 struct Burst {
@@ -65,6 +70,8 @@ struct alignas(64) StageCounters {
   uint64_t reply;
   uint64_t punt;
   uint64_t drop;
+  uint64_t commit;
+  uint64_t handoff;
   uint64_t drops[kMaxDropReasons];
 };
 
@@ -95,6 +102,8 @@ class Emit {
     punt0_ = punt_.n;
     drop0_ = drop_.n;
     reply0_ = replies_;
+    commit0_ = commit_.n;
+    handoff0_ = handoffs_;
     tx0_ = tx_total();
   }
   void end_stage() {
@@ -105,6 +114,8 @@ class Emit {
     cur_->drop += drop_.n - drop0_;
     cur_->reply += reply;
     cur_->tx += tx - reply;
+    cur_->commit += commit_.n - commit0_;
+    cur_->handoff += handoffs_ - handoff0_;
   }
   void next(rte_mbuf* m) {
     Burst& b = bufs_[out_];
@@ -134,6 +145,12 @@ class Emit {
     meta(m).punt = r;
     punt_.pkts[punt_.n++] = m;
   }
+  void commit(rte_mbuf* m) { commit_.pkts[commit_.n++] = m; }
+  void handoff(rte_mbuf* m, uint16_t worker) {
+    handoffs_++;
+    Burst& b = handoff_[worker];
+    b.pkts[b.n++] = m;
+  }
   void drop(rte_mbuf* m, uint8_t reason) {
     cur_->drops[reason]++;
     drop_.pkts[drop_.n++] = m;
@@ -147,6 +164,8 @@ class Emit {
     b.n = static_cast<uint16_t>(b.n + in.n);
   }
   Burst& punts() { return punt_; }
+  Burst& commits() { return commit_; }
+  Burst& handoffs(uint16_t worker) { return handoff_[worker]; }
   Burst& drops() { return drop_; }
   TxBuf& txbuf(uint16_t port) { return tx_[port]; }
   void set_nb_ports(uint16_t n) { nb_ports_ = n; }
@@ -171,6 +190,11 @@ class Emit {
   uint32_t tx0_ = 0;
   uint64_t replies_ = 0;
   uint64_t reply0_ = 0;
+  uint16_t commit0_ = 0;
+  uint64_t handoffs_ = 0;
+  uint64_t handoff0_ = 0;
+  Burst commit_;
+  Burst handoff_[kMaxWorkers];
   Burst punt_;
   Burst drop_;
   uint16_t nb_ports_ = 0;
@@ -182,6 +206,25 @@ class Stage {
   virtual ~Stage() = default;
   // Every packet of `in` must receive exactly one outcome through `out`.
   virtual void process(Burst& in, const StageCtx& ctx, Emit& out) noexcept = 0;
+  // Stages with timers or work from other threads (lease aging, operator commands) say so;
+  // the worker then calls poll() once per loop, busy or idle. Packets it emits are the
+  // stage's own (not outcomes of received ones) and are counted apart.
+  virtual bool wants_poll() const { return false; }
+  virtual void poll(const StageCtx& /*ctx*/, Emit& /*out*/) noexcept {}
+};
+
+namespace dhcp {
+class Service;
+}
+
+// What a stage may need from the runtime when it is made (services shared by all workers).
+struct StageEnv {
+  uint16_t workers = 1;
+  dhcp::Service* dhcp = nullptr;
+  rte_mempool* pool = nullptr;  // for packets a stage creates (from poll())
+  uint64_t tsc_hz = 0;          // to turn StageCtx::now_tsc into time
+  uint64_t tsc0 = 0;            // TSC at unix_ms0
+  int64_t unix_ms0 = 0;
 };
 
 // What the pipeline builder knows about a stage: its config name, its drop reason names (the
@@ -189,7 +232,7 @@ class Stage {
 struct StageDescriptor {
   std::string_view name;
   std::span<const std::string_view> drop_names;
-  std::unique_ptr<Stage> (*make)(uint16_t worker);
+  std::unique_ptr<Stage> (*make)(uint16_t worker, const StageEnv& env);
 };
 
 // The registry of built-in stages (pipelines/registry.cc).

@@ -85,11 +85,15 @@ inline bool parse_frame(const uint8_t* p, uint32_t len, const MacAddr& port_mac,
       m.parse = ParseStatus::kIpBadChecksum;
       return false;
     }
-    if (is_martian_source(rte_be_to_cpu_32(ip->src_addr))) [[unlikely]] {
-      m.parse = ParseStatus::kMartianSource;
-      return false;
-    }
     m.ip_dst = rte_be_to_cpu_32(ip->dst_addr);
+    // RFC 1122 3.2.1.3: 0.0.0.0 is a valid source while a host learns its address (a DHCP
+    // client's broadcasts); any other martian source is dropped.
+    if (const uint32_t src = rte_be_to_cpu_32(ip->src_addr); is_martian_source(src)) [[unlikely]] {
+      if (src != 0 || m.ip_dst != 0xffffffffu) {
+        m.parse = ParseStatus::kMartianSource;
+        return false;
+      }
+    }
     const uint8_t dtop = static_cast<uint8_t>(m.ip_dst >> 24);
     // RFC 1812 5.3.7: 0/8, 127/8 and class E (240/4, but for the limited broadcast).
     if (dtop == 0 || dtop == 127 || (dtop >= 240 && m.ip_dst != 0xffffffffu)) [[unlikely]] {

@@ -32,7 +32,7 @@ bool show(Management& m, const std::vector<std::string>& a, std::string& out) {
   return true;
 }
 
-const std::array<Command, 12> kCommands = {{
+const std::array<Command, 15> kCommands = {{
     {"show ports", "", "ports: device, MAC, MTU, addresses, link, packet counters",
      show<&Management::show_ports>},
     {"show lcores", "", "management and worker lcores: loops, busy share, snapshot generation",
@@ -48,6 +48,25 @@ const std::array<Command, 12> kCommands = {{
     {"show management", "", "management lcore counters (ARP, ICMP, fragmentation, reloads)",
      show<&Management::show_mgmt>},
     {"show config", "", "the running configuration file", show<&Management::show_config>},
+    {"show dhcp", "", "DHCP server: messages, leases, journal (group commits, sync time), recovery",
+     show<&Management::show_dhcp>},
+    {"show leases", "[address|mac]", "durable DHCP leases (all bound and declined, or one client)",
+     [](Management& m, const std::vector<std::string>& a, std::string& out) {
+       if (a.size() > 1) {
+         out = "usage: show leases [address|mac]\n";
+         return false;
+       }
+       out = m.show_leases(a.empty() ? "" : a[0]);
+       return true;
+     }},
+    {"release", "<address>", "end a DHCP lease now (durably; the client is not told)",
+     [](Management& m, const std::vector<std::string>& a, std::string& out) {
+       if (a.size() != 1) {
+         out = "usage: release <address>\n";
+         return false;
+       }
+       return m.dhcp_release(a[0], out);
+     }},
     {"check", "<file>", "validate a configuration file without applying it",
      [](Management& m, const std::vector<std::string>& a, std::string& out) {
        if (a.size() != 1) {

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "nf/dhcp/service.h"
 #include "nf/net/checksum.h"
 #include "nf/net/parse.h"
 #include "nf/route/rib.h"
@@ -78,6 +79,7 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
   auto snap = std::make_unique<Snapshot>();
   snap->generation = generation_ + 1;
   snap->adj = adj_.get();
+  if (c->dhcp.enabled && s_.dhcp) snap->dhcp = dhcp::build_view(c, s_.dhcp->blocks());
   snap->nb_ports = s_.ports->count();
   snap->min_mtu = UINT16_MAX;
   for (uint16_t p = 0; p < snap->nb_ports; ++p) {

@@ -36,6 +36,9 @@
 
 namespace nf {
 
+namespace dhcp {
+class Service;
+}
 class ControlServer;
 
 struct MgmtCounters {
@@ -75,6 +78,7 @@ class Management final : public NeighActions {
     std::atomic<bool>* stop;
     std::atomic<bool>* reload_requested;  // set by SIGHUP
     std::string config_path;              // "" for the built-in lab config
+    dhcp::Service* dhcp = nullptr;        // when the dhcp stage is configured
   };
   explicit Management(Setup s);
   ~Management() override;
@@ -94,6 +98,9 @@ class Management final : public NeighActions {
   std::string show_neighbours() const;
   std::string show_config() const;
   std::string show_mgmt() const;
+  std::string show_dhcp() const;
+  std::string show_leases(const std::string& filter) const;
+  bool dhcp_release(const std::string& what, std::string& out);
 
   // NeighActions.
   void send_request(uint16_t port, uint32_t target, const MacAddr* dst) override;

@@ -8,6 +8,8 @@
 
 #include "nf/runtime/mgmt.h"
 
+#include "nf/dhcp/service.h"
+
 namespace nf {
 
 namespace {
@@ -73,33 +75,55 @@ std::string Management::show_lcores() const {
 }
 
 std::string Management::show_stages() const {
-  std::string out = line("%-8s %-12s %12s %14s %10s %12s %12s %8s %10s %10s", "worker", "stage",
-                         "calls", "packets", "cyc/pkt", "next", "tx", "reply", "punt", "drop");
+  std::string out =
+      line("%-8s %-12s %12s %14s %9s %12s %12s %9s %9s %10s %9s %9s", "worker", "stage", "calls",
+           "packets", "cyc/pkt", "next", "tx", "reply", "punt", "drop", "commit", "handoff");
+  auto row = [&](const char* who, const std::string& stage, const StageCounters& c) {
+    out +=
+        line("%-8s %-12s %12" PRIu64 " %14" PRIu64 " %9.1f %12" PRIu64 " %12" PRIu64 " %9" PRIu64
+             " %9" PRIu64 " %10" PRIu64 " %9" PRIu64 " %9" PRIu64,
+             who, stage.c_str(), c.calls, c.pkts,
+             c.timed_pkts ? static_cast<double>(c.cycles) / static_cast<double>(c.timed_pkts) : 0.0,
+             c.next, c.tx, c.reply, c.punt, c.drop, c.commit, c.handoff);
+  };
+  auto add = [](StageCounters& t, const StageCounters& c) {
+    t.calls += rd(c.calls), t.pkts += rd(c.pkts), t.cycles += rd(c.cycles);
+    t.timed_pkts += rd(c.timed_pkts), t.next += rd(c.next), t.tx += rd(c.tx);
+    t.reply += rd(c.reply), t.punt += rd(c.punt), t.drop += rd(c.drop);
+    t.commit += rd(c.commit), t.handoff += rd(c.handoff);
+  };
   for (size_t si = 0; si < cfg_->pipeline.size(); ++si) {
-    StageCounters tot{};
+    StageCounters tot{}, polled{};
     for (const auto& w : *s_.workers) {
-      const StageCounters& c = w->counters().stages[si];
-      uint64_t v[] = {rd(c.calls), rd(c.pkts), rd(c.cycles), rd(c.next),      rd(c.tx),
-                      rd(c.reply), rd(c.punt), rd(c.drop),   rd(c.timed_pkts)};
-      out += line("%-8u %-12s %12" PRIu64 " %14" PRIu64 " %10.1f %12" PRIu64 " %12" PRIu64
-                  " %8" PRIu64 " %10" PRIu64 " %10" PRIu64,
-                  w->id(), cfg_->pipeline[si].c_str(), v[0], v[1],
-                  v[8] ? static_cast<double>(v[2]) / static_cast<double>(v[8]) : 0.0, v[3], v[4],
-                  v[5], v[6], v[7]);
-      tot.calls += v[0], tot.timed_pkts += v[8], tot.pkts += v[1], tot.cycles += v[2],
-          tot.next += v[3], tot.tx += v[4];
-      tot.reply += v[5], tot.punt += v[6], tot.drop += v[7];
+      StageCounters c{};
+      add(c, w->counters().stages[si]);
+      add(polled, w->counters().polled[si]);
+      row(std::to_string(w->id()).c_str(), cfg_->pipeline[si], c);
+      add(tot, c);
     }
-    if (s_.workers->size() > 1)
-      out += line("%-8s %-12s %12" PRIu64 " %14" PRIu64 " %10.1f %12" PRIu64 " %12" PRIu64
-                  " %8" PRIu64 " %10" PRIu64 " %10" PRIu64,
-                  "all", cfg_->pipeline[si].c_str(), tot.calls, tot.pkts,
-                  tot.timed_pkts
-                      ? static_cast<double>(tot.cycles) / static_cast<double>(tot.timed_pkts)
-                      : 0.0,
-                  tot.next, tot.tx, tot.reply, tot.punt, tot.drop);
+    if (s_.workers->size() > 1) row("all", cfg_->pipeline[si], tot);
+    if (polled.commit || polled.tx || polled.drop)
+      row("own", cfg_->pipeline[si] + " (poll)", polled);
   }
   return out;
+}
+
+std::string Management::show_dhcp() const {
+  if (!s_.dhcp) return "the dhcp stage is not configured\n";
+  return s_.dhcp->show_stats();
+}
+
+std::string Management::show_leases(const std::string& filter) const {
+  if (!s_.dhcp) return "the dhcp stage is not configured\n";
+  return s_.dhcp->show_leases(filter);
+}
+
+bool Management::dhcp_release(const std::string& what, std::string& out) {
+  if (!s_.dhcp) {
+    out = "the dhcp stage is not configured\n";
+    return false;
+  }
+  return s_.dhcp->release(what, out);
 }
 
 std::string Management::show_drops() const {

@@ -10,6 +10,50 @@ namespace nf {
 Worker::Worker(WorkerSetup s) : s_(std::move(s)) {
   nb_ports_ = s_.ports->count();
   emit_.set_nb_ports(nb_ports_);
+  for (size_t i = 0; i < s_.chain.size(); ++i)
+    if (s_.chain[i]->wants_poll()) pollers_.push_back(i);
+}
+
+void Worker::poll_stages(StageCtx& ctx) {
+  for (size_t i : pollers_) {
+    emit_.begin_stage(&c_.polled[i]);
+    s_.chain[i]->poll(ctx, emit_);
+    emit_.end_stage();
+    Burst& nb = emit_.next_burst();
+    if (nb.n) [[unlikely]] {  // poll() has no next stage to feed
+      c_.chain_end += nb.n;
+      rte_pktmbuf_free_bulk(nb.pkts, nb.n);
+      nb.n = 0;
+    }
+  }
+  if (!pollers_.empty()) flush_side_outputs();
+}
+
+// Commits and handoffs: rings to the durable writer and to other workers.
+void Worker::flush_side_outputs() {
+  Burst& cb = emit_.commits();
+  if (cb.n) {
+    unsigned q = s_.commit_ring
+                     ? rte_ring_sp_enqueue_burst(s_.commit_ring, reinterpret_cast<void**>(cb.pkts),
+                                                 cb.n, nullptr)
+                     : 0;
+    if (q < cb.n) [[unlikely]] {
+      c_.commit_ring_full += cb.n - q;
+      rte_pktmbuf_free_bulk(cb.pkts + q, cb.n - q);
+    }
+    cb.n = 0;
+  }
+  for (size_t w = 0; w < s_.handoff_rings.size(); ++w) {
+    Burst& hb = emit_.handoffs(static_cast<uint16_t>(w));
+    if (!hb.n) continue;
+    unsigned q = rte_ring_mp_enqueue_burst(s_.handoff_rings[w], reinterpret_cast<void**>(hb.pkts),
+                                           hb.n, nullptr);
+    if (q < hb.n) [[unlikely]] {
+      c_.handoff_ring_full += hb.n - q;
+      rte_pktmbuf_free_bulk(hb.pkts + q, hb.n - q);
+    }
+    hb.n = 0;
+  }
 }
 
 void Worker::flush_port(uint16_t port) {
@@ -68,6 +112,7 @@ void Worker::process_burst(Burst& in, StageCtx& ctx) {
     }
     pb.n = 0;
   }
+  flush_side_outputs();
   Burst& db = emit_.drops();
   if (db.n) {
     rte_pktmbuf_free_bulk(db.pkts, db.n);
@@ -124,6 +169,30 @@ int Worker::run() {
         if (tb.n >= kMaxBurst) flush_port(port);
       }
     }
+
+    // Packets other workers handed over (their state is ours), and packets the durable
+    // writer released (ACKs whose lease is on disk).
+    if (s_.handoff_in) {
+      b.n = static_cast<uint16_t>(rte_ring_sc_dequeue_burst(
+          s_.handoff_in, reinterpret_cast<void**>(b.pkts), kMaxBurst, nullptr));
+      if (b.n) {
+        c_.handoffs_received += b.n;
+        b.clean = false;
+        process_burst(b, ctx);
+      }
+    }
+    if (s_.durable_ring) {
+      unsigned nd = rte_ring_sc_dequeue_burst(s_.durable_ring, reinterpret_cast<void**>(inj),
+                                              kMaxBurst, nullptr);
+      c_.durable_sent += nd;
+      for (unsigned i = 0; i < nd; ++i) {
+        uint16_t port = meta(inj[i]).out_port;
+        Emit::TxBuf& tb = emit_.txbuf(port);
+        tb.pkts[tb.n++] = inj[i];
+        if (tb.n >= kMaxBurst) flush_port(port);
+      }
+    }
+    poll_stages(ctx);
 
     // The one clock read of an untimed loop: the TX drain timer and the busy share need it.
     const uint64_t now = rte_rdtsc();

@@ -27,6 +27,7 @@ namespace nf {
 // Written by the worker only; read (racily, 64-bit aligned) by the management lcore.
 struct alignas(64) WorkerCounters {
   StageCounters stages[kMaxStages];
+  StageCounters polled[kMaxStages];  // what stages emitted from poll() (their own packets)
   struct alignas(64) Port {
     uint64_t rx;
     uint64_t tx;
@@ -34,6 +35,10 @@ struct alignas(64) WorkerCounters {
   } ports[kMaxPorts];
   uint64_t punt_by_reason[static_cast<int>(PuntReason::kCount)];
   uint64_t punt_ring_full;
+  uint64_t commit_ring_full;  // the journal fell behind: those ACKs were not sent
+  uint64_t handoff_ring_full;
+  uint64_t handoffs_received;
+  uint64_t durable_sent;  // packets released by the journal and transmitted
   uint64_t injected;
   uint64_t chain_end;  // left the last stage with `next`: dropped
   uint64_t loops;
@@ -47,8 +52,12 @@ struct WorkerSetup {
   uint32_t lcore;
   const glue::Ports* ports;
   std::vector<std::unique_ptr<Stage>> chain;
-  rte_ring* punt_ring;    // worker -> management (SP/SC)
-  rte_ring* inject_ring;  // management -> worker (SP/SC); mbufs carry meta.out_port
+  rte_ring* punt_ring;                   // worker -> management (SP/SC)
+  rte_ring* inject_ring;                 // management -> worker (SP/SC); mbufs carry meta.out_port
+  rte_ring* commit_ring = nullptr;       // worker -> durable writer (Emit::commit), SP/SC
+  rte_ring* durable_ring = nullptr;      // durable writer -> worker: transmit on meta.out_port
+  rte_ring* handoff_in = nullptr;        // other workers -> this one (MP/SC)
+  std::vector<rte_ring*> handoff_rings;  // every worker's handoff_in, by worker id
   Rcu* rcu;
   const Published<Snapshot>* snapshot;
   const std::atomic<bool>* stop;
@@ -68,6 +77,8 @@ class Worker {
   static constexpr uint32_t kTimedEvery = 16;  // stage cycles are measured on 1 burst in 16
   void flush_port(uint16_t port);
   void flush_all();
+  void poll_stages(StageCtx& ctx);
+  void flush_side_outputs();
 
  private:
   WorkerSetup s_;
@@ -76,6 +87,7 @@ class Worker {
   uint16_t nb_ports_;
   uint32_t bursts_ = 0;
   uint32_t max_frame_[kMaxPorts];
+  std::vector<size_t> pollers_;  // chain indexes of stages that want poll()
 };
 
 }  // namespace nf
