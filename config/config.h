@@ -64,6 +64,7 @@ struct Config {
   // Init-only: changing these needs a restart (a reload that changes them is rejected).
   uint32_t management_lcore = 0;
   std::vector<uint32_t> worker_lcores;
+  uint32_t worker_idle_sleep_us = 0;  // sleep between polls when idle (small VMs); 0 = never
   uint32_t mbufs = 16383;
   uint32_t mbuf_cache = 256;
   std::vector<PortConfig> ports;

@@ -22,6 +22,7 @@ void read_lcores(Diag& d, Group& root, Config& c) {
   if (!s) return;
   Group g(d, *s, "lcores");
   g.u32("management", c.management_lcore, 0, kMaxLcore - 1);
+  g.u32("worker_idle_sleep_us", c.worker_idle_sleep_us, 0, 10000);
   const Setting* w = g.find("workers", Setting::TypeArray, true);
   if (!w) return;
   std::set<uint32_t> used{c.management_lcore};
@@ -383,7 +384,8 @@ std::vector<ConfigError> reload_blockers(const Config& cur, const Config& next) 
   auto add = [&](const std::string& path, const std::string& what) {
     out.push_back({next.file, 0, path, what + " cannot change by reload; restart nf to apply"});
   };
-  if (cur.management_lcore != next.management_lcore || cur.worker_lcores != next.worker_lcores)
+  if (cur.management_lcore != next.management_lcore || cur.worker_lcores != next.worker_lcores ||
+      cur.worker_idle_sleep_us != next.worker_idle_sleep_us)
     add("lcores", "the lcore layout");
   if (cur.mbufs != next.mbufs || cur.mbuf_cache != next.mbuf_cache) add("mempool", "the mempool");
   if (cur.pipeline != next.pipeline) add("pipeline", "the stage chain");

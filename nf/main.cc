@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
     nf::StageEnv env;
     env.workers = static_cast<uint16_t>(nw);
     env.dhcp = dhcp.get();
+    env.dhcp_max_leases = cfg->dhcp.max_leases;
     env.pool = ports.pool();
     env.tsc_hz = rte_get_tsc_hz();
     env.tsc0 = rte_get_tsc_cycles();
@@ -182,6 +183,7 @@ int main(int argc, char** argv) {
       ws.snapshot = &snapshot;
       ws.stop = &g_stop;
       ws.drain_tsc = rte_get_tsc_hz() / 1000000 * cfg->tx_drain_us;
+      ws.idle_sleep_us = cfg->worker_idle_sleep_us;
       workers.push_back(std::make_unique<nf::Worker>(std::move(ws)));
     }
 

@@ -128,6 +128,7 @@ int Worker::run() {
   uint64_t last_drain = last;
   Burst b;
   StageCtx ctx{nullptr, 0, s_.id};
+  uint32_t idle_loops = 0;
   while (!s_.stop->load(std::memory_order_relaxed)) {
     // The snapshot is loaded at a burst boundary and held until the quiescent report below.
     const Snapshot* snap = s_.snapshot->load();
@@ -161,6 +162,7 @@ int Worker::run() {
     unsigned ni = rte_ring_sc_dequeue_burst(s_.inject_ring, reinterpret_cast<void**>(inj),
                                             kMaxBurst, nullptr);
     if (ni) {
+      busy = true;
       c_.injected += ni;
       for (unsigned i = 0; i < ni; ++i) {
         uint16_t port = meta(inj[i]).out_port;
@@ -176,6 +178,7 @@ int Worker::run() {
       b.n = static_cast<uint16_t>(rte_ring_sc_dequeue_burst(
           s_.handoff_in, reinterpret_cast<void**>(b.pkts), kMaxBurst, nullptr));
       if (b.n) {
+        busy = true;
         c_.handoffs_received += b.n;
         b.clean = false;
         process_burst(b, ctx);
@@ -185,6 +188,7 @@ int Worker::run() {
       unsigned nd = rte_ring_sc_dequeue_burst(s_.durable_ring, reinterpret_cast<void**>(inj),
                                               kMaxBurst, nullptr);
       c_.durable_sent += nd;
+      busy |= nd != 0;
       for (unsigned i = 0; i < nd; ++i) {
         uint16_t port = meta(inj[i]).out_port;
         Emit::TxBuf& tb = emit_.txbuf(port);
@@ -208,6 +212,14 @@ int Worker::run() {
     }
     last = now;
     s_.rcu->quiescent(s_.id);
+    // Optional (lcores.worker_idle_sleep_us): after 256 empty loops in a row, sleep between
+    // polls, so that a worker sharing a small VM's CPUs with its clients gives them the CPU
+    // while it has nothing to do. Under load it never sleeps.
+    if (busy) {
+      idle_loops = 0;
+    } else if (s_.idle_sleep_us && ++idle_loops >= 256) {
+      rte_delay_us_sleep(s_.idle_sleep_us);
+    }
   }
   flush_all();
   s_.rcu->offline(s_.id);

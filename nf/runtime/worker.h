@@ -62,6 +62,7 @@ struct WorkerSetup {
   const Published<Snapshot>* snapshot;
   const std::atomic<bool>* stop;
   uint64_t drain_tsc;
+  uint32_t idle_sleep_us = 0;  // 0: poll without pause (the default)
 };
 
 class Worker {

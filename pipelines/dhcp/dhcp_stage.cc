@@ -52,7 +52,7 @@ DhcpStage::Drop drop_for(Outcome o) {
 DhcpStage::DhcpStage(uint16_t worker, const StageEnv& env)
     : worker_(worker),
       env_(env),
-      shard_(env.dhcp ? env.dhcp->params().max_leases : 16, worker, env.workers) {
+      shard_(env.dhcp_max_leases, worker, env.workers) {
   if (!env_.dhcp) return;
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   for (const LeaseRecord& r : env_.dhcp->take_recovered(worker))
@@ -66,7 +66,7 @@ void DhcpStage::handle(rte_mbuf* m, const Snapshot& s, int64_t now_ms, Emit& out
   const PacketMeta& md = meta(m);
   if (md.flags & meta_flags::kFragment) return out.drop(m, kFragment);
   const View* v = s.dhcp.get();
-  if (!v || !env_.dhcp) return out.drop(m, kNoPool);
+  if (!v) return out.drop(m, kNoPool);
   const auto* ip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, md.l3_off);
   const auto* udp = rte_pktmbuf_mtod_offset(m, const rte_udp_hdr*, md.l4_off);
   const uint32_t l4_len = md.l3_len - (md.l4_off - md.l3_off);
