@@ -138,15 +138,19 @@ std::string Management::show_drops() const {
                     (std::string(d->name) + "." + std::string(d->drop_names[r])).c_str(), n);
     }
   }
-  uint64_t ring_full = 0, refused = 0, chain_end = 0;
+  uint64_t ring_full = 0, refused = 0, chain_end = 0, commit_full = 0, handoff_full = 0;
   for (const auto& w : *s_.workers) {
     ring_full += rd(w->counters().punt_ring_full);
+    commit_full += rd(w->counters().commit_ring_full);
+    handoff_full += rd(w->counters().handoff_ring_full);
     chain_end += rd(w->counters().chain_end);
     for (uint16_t p = 0; p < s_.ports->count(); ++p)
       refused += rd(w->counters().ports[p].tx_refused);
   }
   if (ring_full) out += line("  %-40s %" PRIu64, "worker.punt_ring_full", ring_full);
   if (refused) out += line("  %-40s %" PRIu64, "worker.tx_refused", refused);
+  if (commit_full) out += line("  %-40s %" PRIu64, "worker.commit_ring_full", commit_full);
+  if (handoff_full) out += line("  %-40s %" PRIu64, "worker.handoff_ring_full", handoff_full);
   if (chain_end) out += line("  %-40s %" PRIu64, "worker.end_of_chain", chain_end);
   if (c_.inject_full)
     out += line("  %-40s %" PRIu64, "management.inject_ring_full", c_.inject_full);
