@@ -4,6 +4,9 @@
 //
 //   BM_DoraNew        every exchange is a new client taking a new address
 //   BM_DoraReturning  4096 clients coming back for their address (lease extended, recorded)
+//   BM_DoraShards     BM_DoraNew on 1 and 2 threads, each a worker's shard (index t of 2)
+//                     with its own clients, claiming addresses in one shared bitmap: how
+//                     the lease ownership scales past one worker
 //   BM_DoraDurable/G  BM_DoraNew plus the journal: records appended and fdatasync'ed in
 //                     groups of G (the journal thread's group commit), in this same thread -
 //                     a lower bound, since the real journal thread overlaps the sync with
@@ -43,8 +46,9 @@ struct DhcpBench {
   std::vector<uint8_t> discover, request;
   std::vector<std::unique_ptr<FakeMbuf>> mbufs;
   uint32_t next_client = 0;
+  std::vector<uint32_t> owned;  // with several shards: client numbers this one owns
 
-  DhcpBench() {
+  explicit DhcpBench(dhcp::AddrBlocks* shared = nullptr, uint16_t index = 0, uint16_t count = 1) {
     std::string text = R"(
 lcores = { management = 0; workers = [1]; };
 ports = ( { name = "lan"; device = "net_null0"; mac = "02:00:00:00:00:01";
@@ -64,12 +68,23 @@ dhcp = {
     snap.nb_ports = 1;
     snap.ports[0] = PortView::make(kPortMac, 1500);
     snap.min_mtu = 1500;
-    snap.dhcp = dhcp::build_view(cfg, blocks);
+    snap.dhcp = dhcp::build_view(cfg, shared ? *shared : blocks);
     env.dhcp_max_leases = cfg->dhcp.max_leases;
     env.tsc_hz = rte_get_tsc_hz();
     env.tsc0 = rte_rdtsc();
     env.unix_ms0 = 1700000000000;
-    stage = std::make_unique<dhcp::DhcpStage>(0, env);
+    env.workers = count;
+    stage = std::make_unique<dhcp::DhcpStage>(index, env);
+    // The clients this shard owns (the stage would hand the others to their worker).
+    for (uint32_t c = 0; owned.size() < (count > 1 ? 200000u : 0u); ++c) {
+      const uint8_t mac[6] = {0x02,
+                              0xcc,
+                              static_cast<uint8_t>(c >> 24),
+                              static_cast<uint8_t>(c >> 16),
+                              static_cast<uint8_t>(c >> 8),
+                              static_cast<uint8_t>(c)};
+      if (dhcp::ClientKey::from_hw(1, mac, 6).hash() % count == index) owned.push_back(c);
+    }
     emit.set_nb_ports(1);
     DhcpFrame d;
     discover = d.build();
@@ -94,7 +109,8 @@ dhcp = {
         FakeMbuf& fm = *mbufs[i];
         fm.reset(tmpl);
         uint8_t* p = rte_pktmbuf_mtod(fm.mbuf(), uint8_t*);
-        const uint32_t c = first_client + static_cast<uint32_t>(i);
+        uint32_t c = first_client + static_cast<uint32_t>(i);
+        if (!owned.empty()) c = owned[c % owned.size()];
         const uint8_t mac[6] = {0x02,
                                 0xcc,
                                 static_cast<uint8_t>(c >> 24),
@@ -156,6 +172,22 @@ void BM_DoraReturning(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kMaxBurst);
 }
 
+void BM_DoraShards(benchmark::State& state) {
+  static dhcp::AddrBlocks shared;
+  const auto t = static_cast<uint16_t>(state.thread_index());
+  const auto n = static_cast<uint16_t>(state.threads());
+  DhcpBench b(&shared, t, n);
+  uint32_t c = 0;
+  for (auto _ : state) {
+    if (b.dora(c, nullptr) != kMaxBurst) {
+      state.SkipWithError("a DORA did not complete");
+      break;
+    }
+    c += kMaxBurst;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kMaxBurst);
+}
+
 void BM_DoraDurable(benchmark::State& state) {
   static DhcpBench b;
   const auto group = static_cast<size_t>(state.range(0));
@@ -187,6 +219,7 @@ void BM_DoraDurable(benchmark::State& state) {
 
 BENCHMARK(BM_DoraNew)->Iterations(8192);
 BENCHMARK(BM_DoraReturning);
+BENCHMARK(BM_DoraShards)->Threads(1)->Threads(2)->Iterations(4096)->UseRealTime();
 BENCHMARK(BM_DoraDurable)->Arg(32)->Arg(256)->Arg(1024)->Iterations(2048)->UseRealTime();
 
 }  // namespace
