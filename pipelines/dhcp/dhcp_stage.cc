@@ -50,9 +50,7 @@ DhcpStage::Drop drop_for(Outcome o) {
 }  // namespace
 
 DhcpStage::DhcpStage(uint16_t worker, const StageEnv& env)
-    : worker_(worker),
-      env_(env),
-      shard_(env.dhcp_max_leases, worker, env.workers) {
+    : worker_(worker), env_(env), shard_(env.dhcp_max_leases, worker, env.workers) {
   if (!env_.dhcp) return;
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   for (const LeaseRecord& r : env_.dhcp->take_recovered(worker))
@@ -196,25 +194,22 @@ bool DhcpStage::build_reply(rte_mbuf* m, const Snapshot& s, const Request& r, co
   uint16_t udp_dst = kClientPort;
   const uint8_t* eth_dst;
   static constexpr uint8_t kBcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  const bool ether_client = r.htype == 1 && r.hlen == 6;
+  const bool bcast = !r.giaddr && (d.reply == kNak ||
+                                   (!r.ciaddr && ((r.flags & kFlagBroadcast) || !ether_client)));
   if (r.giaddr) {
     ip_dst = r.giaddr;
     udp_dst = kServerPort;
     eth_dst = client_l2;  // the relay (or the router in front of it) sent it to us
-  } else if (d.reply == kNak) {
+  } else if (bcast) {
     ip_dst = 0xffffffffu;
     eth_dst = kBcast;
   } else if (r.ciaddr) {
     ip_dst = r.ciaddr;
     eth_dst = client_l2;
-  } else if (r.flags & kFlagBroadcast) {
-    ip_dst = 0xffffffffu;
-    eth_dst = kBcast;
-  } else if (r.htype == 1 && r.hlen == 6) {
-    ip_dst = d.yiaddr;
-    eth_dst = r.chaddr;
   } else {
-    ip_dst = 0xffffffffu;
-    eth_dst = kBcast;
+    ip_dst = d.yiaddr;  // link-layer unicast to chaddr, no ARP (the client has no address yet)
+    eth_dst = r.chaddr;
   }
 
   auto* eth = reinterpret_cast<rte_ether_hdr*>(frame);
