@@ -127,7 +127,9 @@ int Worker::run() {
   uint64_t last = rte_rdtsc();
   uint64_t last_drain = last;
   Burst b;
-  StageCtx ctx{nullptr, 0, s_.id};
+  // now_tsc is refreshed at the end of every loop; the first loop's stages (a DHCP stage's
+  // poll, its first requests) must not see TSC 0, which a wrapped difference made months ahead.
+  StageCtx ctx{nullptr, rte_rdtsc(), s_.id};
   uint32_t idle_loops = 0;
   while (!s_.stop->load(std::memory_order_relaxed)) {
     // The snapshot is loaded at a burst boundary and held until the quiescent report below.

@@ -92,8 +92,11 @@ class DhcpStage final : public Stage {
 
  private:
   int64_t now(uint64_t tsc) const {
-    return env_.unix_ms0 +
-           static_cast<int64_t>((tsc - env_.tsc0) * 1000 / (env_.tsc_hz ? env_.tsc_hz : 1));
+    // Never a wrapped difference (a TSC read before tsc0, or on a core whose TSC lags), and no
+    // overflow of cycles * 1000 however long nf runs.
+    const uint64_t d = tsc > env_.tsc0 ? tsc - env_.tsc0 : 0;
+    const uint64_t hz = env_.tsc_hz ? env_.tsc_hz : 1;
+    return env_.unix_ms0 + static_cast<int64_t>(d / hz * 1000 + d % hz * 1000 / hz);
   }
   static bool for_us(const Snapshot& s, uint32_t dst, uint16_t port) {
     if (dst == 0xffffffffu) return true;
