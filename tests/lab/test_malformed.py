@@ -117,7 +117,7 @@ def mgmt_view():
     return out
 
 
-STAGE_COLS = ["calls", "packets", "cyc", "next", "tx", "reply", "punt", "drop"]
+STAGE_COLS = ["calls", "packets", "cyc", "next", "tx", "reply", "punt", "drop", "commit", "handoff"]
 
 
 def stage_view():
@@ -125,7 +125,7 @@ def stage_view():
     out = {}
     for line in nfctl("show", "stages").splitlines()[1:]:
         p = line.split()
-        if len(p) != 10 or p[0] == "all":
+        if len(p) != 2 + len(STAGE_COLS) or p[0] in ("all", "own"):
             continue
         d = out.setdefault(p[1], {c: 0 for c in STAGE_COLS})
         for c, v in zip(STAGE_COLS, p[2:]):
@@ -462,13 +462,17 @@ def main():
                f"nfctl ping -> {pong!r}; pid {nf_pid} alive: {alive}")
         for attempt in range(3):
             st = stage_view()
-            bad = {n: c for n, c in st.items() if c["packets"] != c["next"] + c["tx"] + c["reply"] + c["punt"] + c["drop"]}
+            bad = {n: c for n, c in st.items()
+                   if c["packets"] != c["next"] + c["tx"] + c["reply"] + c["punt"] + c["drop"]
+                   + c["commit"] + c["handoff"]}
             if not bad:
                 break
             time.sleep(0.3)
         detail = "; ".join(f"{n}: packets {c['packets']} = next {c['next']} + tx {c['tx']} + reply {c['reply']} "
-                           f"+ punt {c['punt']} + drop {c['drop']}" for n, c in st.items())
-        record("stage conservation (packets == next+tx+reply+punt+drop)", not bad and len(st) >= 2, detail)
+                           f"+ punt {c['punt']} + drop {c['drop']} + commit {c['commit']} "
+                           f"+ handoff {c['handoff']}" for n, c in st.items())
+        record("stage conservation (packets == next+tx+reply+punt+drop+commit+handoff)",
+               not bad and len(st) >= 2, detail)
         grew = {n: st[n]["packets"] - stages_before.get(n, {}).get("packets", 0) for n in st}
         log(f"    stage packets during this test: {grew}")
     finally:

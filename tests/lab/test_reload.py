@@ -77,7 +77,7 @@ def mgmt(name):
 def fwd_tx():
     _, out, _ = nfctl("show", "stages")
     return sum(int(l.split()[6]) for l in out.splitlines()[1:]
-               if len(l.split()) == 10 and l.split()[1] == "ip4_forward" and l.split()[0] != "all")
+               if len(l.split()) == 12 and l.split()[1] == "ip4_forward" and l.split()[0] not in ("all", "own"))
 
 
 def ping3():
