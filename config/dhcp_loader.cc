@@ -105,6 +105,10 @@ class PoolReader {
       p.subnet = c_.ports[p.port].addresses.front().prefix();
     } else if (p.relay.len) {
       p.subnet = p.relay;
+    } else if (p.port >= 0) {
+      d_.error(g.setting()["interface"], g.path() + ".interface",
+               "port \"" + iface +
+                   "\" has no address (the server identifier must be an address of the port)");
     }
     if (p.port >= 0 && p.subnet.len) {
       bool on_port = false;
@@ -247,32 +251,39 @@ class PoolReader {
     std::string type;
     g.u32("code", code, 1, 254, true);
     g.str("type", type, true);
+    // Looked up before any early return, so a bad code or type is not also an unknown `value`.
+    const Setting* v = g.setting().exists("value") ? &g.setting()["value"] : nullptr;
+    g.find("value", v ? v->getType() : Setting::TypeString, true);
     if (!code || type.empty()) return;
     if (server_owned(code)) {
       d_.error(g.setting()["code"], g.path() + ".code",
                "option " + std::to_string(code) + " is written by the server itself");
       return;
     }
-    const Setting* v = g.setting().exists("value") ? &g.setting()["value"] : nullptr;
-    g.find("value", v ? v->getType() : Setting::TypeString, true);
     if (!v) return;
     DhcpOption o{static_cast<uint8_t>(code), {}};
     auto bad = [&](const std::string& why) { d_.error(*v, g.path() + ".value", why); };
+    // False (and reported) when the value is not an integer of that size.
     auto integer = [&](unsigned bytes, uint64_t max) {
-      if (v->getType() != Setting::TypeInt && v->getType() != Setting::TypeInt64)
-        return bad("must be an integer for type \"" + type + "\"");
+      if (v->getType() != Setting::TypeInt && v->getType() != Setting::TypeInt64) {
+        bad("must be an integer for type \"" + type + "\"");
+        return false;
+      }
       long long x = as_int(*v);
-      if (x < 0 || static_cast<uint64_t>(x) > max)
-        return bad("value " + std::to_string(x) + " does not fit type \"" + type + "\"");
+      if (x < 0 || static_cast<uint64_t>(x) > max) {
+        bad("value " + std::to_string(x) + " does not fit type \"" + type + "\"");
+        return false;
+      }
       for (int s = static_cast<int>(bytes) * 8 - 8; s >= 0; s -= 8)
         o.data.push_back(static_cast<uint8_t>(static_cast<uint64_t>(x) >> s));
+      return true;
     };
     if (type == "u8") {
-      integer(1, 0xff);
+      if (!integer(1, 0xff)) return;
     } else if (type == "u16") {
-      integer(2, 0xffff);
+      if (!integer(2, 0xffff)) return;
     } else if (type == "u32") {
-      integer(4, 0xffffffff);
+      if (!integer(4, 0xffffffff)) return;
     } else if (type == "bool") {
       if (v->getType() != Setting::TypeBoolean) return bad("must be true or false");
       o.data.push_back(static_cast<bool>(*v) ? 1 : 0);

@@ -31,8 +31,9 @@ std::unique_ptr<View> build_view(const std::shared_ptr<const Config>& c, AddrBlo
     auto excluded = [&](uint32_t a) {
       for (const AddrRange& x : p.exclude)
         if (x.contains(a)) return true;
-      for (const DhcpReservation& r : p.reservations)
-        if (r.address == a) return true;
+      for (const DhcpPool& q : c->dhcp.pools)  // pools' subnets may overlap
+        for (const DhcpReservation& r : q.reservations)
+          if (r.address == a) return true;
       for (const PortConfig& port : c->ports)
         for (const IfAddr& ia : port.addresses)
           if (ia.addr == a) return true;
@@ -48,6 +49,17 @@ std::unique_ptr<View> build_view(const std::shared_ptr<const Config>& c, AddrBlo
         if (excluded(static_cast<uint32_t>(r.first + i)))
           rv.excluded[i >> 6] |= uint64_t{1} << (i & 63);
       pv.size += static_cast<uint32_t>(r.size());
+      pv.ranges.push_back(std::move(rv));
+    }
+    // A reservation may be any host of the subnet. One outside the ranges gets a range of its
+    // own, after the dynamic ones and not counted in `size` (allocate() never reaches it) and
+    // excluded, so that the shards can claim it for its client like any other address.
+    for (const DhcpReservation& res : p.reservations) {
+      if (pv.range_of(res.address)) continue;
+      RangeView rv;
+      rv.r = AddrRange{res.address, res.address};
+      rv.blocks.push_back(blocks.get(res.address));
+      rv.excluded.assign(1, 1);
       pv.ranges.push_back(std::move(rv));
     }
     std::fill(std::begin(pv.at), std::end(pv.at), int16_t{-1});

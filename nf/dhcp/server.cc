@@ -444,7 +444,8 @@ Decision Shard::handle(const View& v, const PoolView& p, const Request& r, uint3
         d.outcome = Outcome::kIgnored;
         return d;
       }
-      if (held(l) && l->addr == want) {
+      // Its own lease, if on this network (a client that moved is told so, below).
+      if (held(l) && l->addr == want && p.subnet.contains(want)) {
         note_client(*l);
         return bind(v, p, r, li, sid, now, kAck);
       }
@@ -558,6 +559,10 @@ void Shard::restore(const LeaseRecord& rec, AddrBlocks& blocks, int64_t now) {
   const bool live = rec.expire > now;
   // The record supersedes what this client had (records arrive oldest first).
   uint32_t li = k.len ? find_by_client(k, k.hash()) : kNone;
+  if (li != kNone) give_back(slab_[li], LeaseState::kUnused, now);
+  // ... and what anybody held on its address: the last record for an address wins, as in the
+  // journal (a DECLINE record names no client; the lease it ended is found by its address).
+  li = find_by_addr(rec.addr);
   if (li != kNone) give_back(slab_[li], LeaseState::kUnused, now);
   if (rec.type == RecType::kDecline && !live) return;
   if (rec.type != RecType::kDecline && !k.len) return;
