@@ -220,11 +220,11 @@ class Service;
 // What a stage may need from the runtime when it is made (services shared by all workers).
 struct StageEnv {
   uint16_t workers = 1;
-  dhcp::Service* dhcp = nullptr;  // journal, recovery, operator commands (none in benchmarks)
+  dhcp::Service* dhcp = nullptr;     // journal, recovery, operator commands (none in benchmarks)
   uint32_t dhcp_max_leases = 65536;  // lease table size per worker
-  rte_mempool* pool = nullptr;  // for packets a stage creates (from poll())
-  uint64_t tsc_hz = 0;          // to turn StageCtx::now_tsc into time
-  uint64_t tsc0 = 0;            // TSC at unix_ms0
+  rte_mempool* pool = nullptr;       // for packets a stage creates (from poll())
+  uint64_t tsc_hz = 0;               // to turn StageCtx::now_tsc into time
+  uint64_t tsc0 = 0;                 // TSC at unix_ms0
   int64_t unix_ms0 = 0;
 };
 

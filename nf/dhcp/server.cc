@@ -224,6 +224,23 @@ void Shard::give_back(Lease& l, LeaseState to, int64_t now) {
   free_slot(li);
 }
 
+void Shard::leave(Lease& l, int64_t now) {
+  const bool bound = l.state == LeaseState::kBound;
+  give_back(l, LeaseState::kExpired, now);
+  if (!bound) return;
+  Decision tmp;
+  fill_record(tmp, RecType::kRelease, l);
+  left_ = tmp.rec;
+  has_left_ = true;
+}
+
+bool Shard::take_left_behind(LeaseRecord& rec) {
+  if (!has_left_) return false;
+  has_left_ = false;
+  rec = left_;
+  return true;
+}
+
 // ---- policy -------------------------------------------------------------------------------
 
 bool Shard::rate_ok(const View& v, const Request& r, const uint8_t* l2_src, int64_t now_ms) {
@@ -320,6 +337,7 @@ Decision Shard::bind(const View& v, const PoolView& p, const Request& r, uint32_
 Decision Shard::handle(const View& v, const PoolView& p, const Request& r, uint32_t server_addr,
                        const uint8_t* l2_src, int64_t now_ms) {
   const int64_t now = now_ms / 1000;
+  has_left_ = false;
   Decision d;
   d.pool = &p;
   if (!rate_ok(v, r, l2_src, now_ms)) {
@@ -377,7 +395,7 @@ Decision Shard::handle(const View& v, const PoolView& p, const Request& r, uint3
         if (held(l) && p.subnet.contains(l->addr) && (!res || res->address == l->addr)) {
           have = true;
         } else if (held(l)) {
-          give_back(*l, LeaseState::kExpired, now);  // moved networks, or got a reservation
+          leave(*l, now);  // moved networks, or got a reservation
         }
         if (!have && l->state == LeaseState::kExpired && !res) {
           AddrBit bit;
@@ -469,7 +487,7 @@ Decision Shard::handle(const View& v, const PoolView& p, const Request& r, uint3
       const DhcpReservation* other = p.reservation_for_addr(want);
       AddrBit bit;
       if ((!other || other == res) && grant(want, res ? res : other, bit)) {
-        if (l && held(l)) give_back(*l, LeaseState::kExpired, now);
+        if (l && held(l)) leave(*l, now);
         if (!take(want, bit)) {
           d.outcome = Outcome::kTableFull;
           return d;

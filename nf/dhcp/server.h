@@ -90,6 +90,10 @@ class Shard {
   Decision handle(const View& v, const PoolView& pool, const Request& r, uint32_t server_addr,
                   const uint8_t* l2_src, int64_t now_ms);
 
+  // After handle(): the bound lease the client left behind by moving to another address (a
+  // kRelease record, so the journal agrees with the table), if any.
+  bool take_left_behind(LeaseRecord& rec);
+
   // Ages leases (a bounded number of slots per call, so it may run on every idle loop).
   void age(int64_t now, uint32_t budget = 64);
 
@@ -130,6 +134,7 @@ class Shard {
   uint32_t allocate(const View& v, const PoolView& p);
   bool claim(const View& v, uint32_t a, AddrBit& bit) const;
   void give_back(Lease& l, LeaseState to, int64_t now);
+  void leave(Lease& l, int64_t now);  // give_back to EXPIRED, remembering a bound lease
   bool rate_ok(const View& v, const Request& r, const uint8_t* l2_src, int64_t now_ms);
   uint32_t lease_time_for(const PoolView& p, const Request& r) const;
   const DhcpReservation* reservation(const PoolView& p, const Request& r, const ClientKey& k) const;
@@ -153,6 +158,8 @@ class Shard {
   };
   std::vector<Bucket> buckets_;
   ShardStats st_{};
+  LeaseRecord left_{};
+  bool has_left_ = false;
 };
 
 }  // namespace nf::dhcp

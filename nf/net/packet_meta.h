@@ -69,7 +69,7 @@ struct PacketMeta {
   ParseStatus parse;
   uint8_t flags;  // meta_flags
   PuntReason punt;
-  uint8_t aux;  // a stage's own use (dhcp: 1 = transmit after the journal commit)
+  uint8_t aux;        // a stage's own use (dhcp: 1 = transmit after the journal commit)
   uint16_t out_port;  // egress port (frames the management lcore sends through a worker)
   uint32_t ip_dst;    // IPv4 destination, host order (valid when parse == kOk), for lookups
                       // that need not touch the packet again

@@ -95,6 +95,8 @@ void DhcpStage::handle(rte_mbuf* m, const Snapshot& s, int64_t now_ms, Emit& out
   uint8_t l2_src[6];
   std::memcpy(l2_src, rte_pktmbuf_mtod_offset(m, const uint8_t*, 6), 6);
   const Decision d = shard_.handle(*v, *pool, r, server_addr, l2_src, now_ms);
+  if (LeaseRecord left; shard_.take_left_behind(left)) [[unlikely]]
+    journal_own(left);
 
   if (d.record && !d.reply) {
     // RELEASE or DECLINE: the request carries the record to the journal and ends there.
@@ -241,6 +243,17 @@ bool DhcpStage::build_reply(rte_mbuf* m, const Snapshot& s, const Request& r, co
   md.l4_off = kEth + kIp;
   md.l3_len = static_cast<uint16_t>(kIp + kUdp + dlen);
   return true;
+}
+
+// A record of the stage's own (not an outcome of a received packet): straight onto this
+// worker's commit ring, of which the worker thread is the only producer.
+void DhcpStage::journal_own(const LeaseRecord& rec) noexcept {
+  if (!env_.dhcp || !env_.pool) return;
+  rte_mbuf* m = rte_pktmbuf_alloc(env_.pool);
+  if (!m) return;  // only `show leases` is affected: recovery orders a client's records
+  std::memcpy(static_cast<void*>(record_area(m)), &rec, sizeof rec);
+  meta(m).aux = 0;
+  if (rte_ring_sp_enqueue(env_.dhcp->commit_ring(worker_), m) != 0) rte_pktmbuf_free(m);
 }
 
 void DhcpStage::poll(const StageCtx& ctx, Emit& out) noexcept {

@@ -108,6 +108,7 @@ class DhcpStage final : public Stage {
     return false;
   }
   void handle(rte_mbuf* m, const Snapshot& s, int64_t now_ms, Emit& out) noexcept;
+  void journal_own(const LeaseRecord& rec) noexcept;
   // Writes the reply over the request; false when the mbuf cannot hold it.
   bool build_reply(rte_mbuf* m, const Snapshot& s, const Request& r, const Decision& d,
                    const uint8_t* client_l2) noexcept;

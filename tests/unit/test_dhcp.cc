@@ -1274,6 +1274,15 @@ TEST_F(ShardTest, AClientThatMovedNetworksGetsAnAddressOfItsNewOne) {
   EXPECT_EQ(s_.find_addr(x), nullptr);
   EXPECT_EQ(s_.stats().bound, 0u);
   EXPECT_EQ(s_.used(), 1u);
+  // The bound lease it left behind is journaled as released, once.
+  LeaseRecord left;
+  ASSERT_TRUE(s_.take_left_behind(left));
+  EXPECT_EQ(left.type, RecType::kRelease);
+  EXPECT_EQ(left.addr, x);
+  EXPECT_FALSE(s_.take_left_behind(left));
+  // A plain renewal leaves nothing behind.
+  run(moved.msg(kDiscover).bytes());
+  EXPECT_FALSE(s_.take_left_behind(left));
 }
 
 TEST_F(ShardTest, AMovedClientRebootingWithItsOldAddressIsNaked) {
