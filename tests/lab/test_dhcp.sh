@@ -314,6 +314,13 @@ for c in "${CLIENTS[@]}"; do
   n=${NAME[$c]} a=${ADDR[$c]} b=${A2[$c]}
   [ -n "$a" ] || continue
   r=$(cap_rows "$c" | awk -F'|' -v t="$T_REBIND" '$1 > t')
+  # The capture is read while tcpdump still writes it: on a loaded machine, read it again
+  # rather than fail on a file that has not caught up yet.
+  for _ in 1 2 3; do
+    awk -F'|' -v a="$a" '$2 == 5 && $8 == a' <<<"$r" | grep -q . && break
+    sleep 1
+    r=$(cap_rows "$c" | awk -F'|' -v t="$T_REBIND" '$1 > t')
+  done
   disc=$(awk -F'|' '$2 == 1' <<<"$r" | wc -l)
   offer=$(awk -F'|' '$2 == 2 {print $8; exit}' <<<"$r")
   check "$n: after release, DISCOVER ($disc seen) -> OFFER $offer -> bound $b: the same address as before ($a)" \
