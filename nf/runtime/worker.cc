@@ -56,6 +56,17 @@ void Worker::flush_side_outputs() {
   }
 }
 
+// Packets that arrive ready to send (injected by the management lcore, released by the
+// durable writer) carry their port in meta.out_port.
+void Worker::transmit_as_marked(rte_mbuf* const* pkts, unsigned n) {
+  for (unsigned i = 0; i < n; ++i) {
+    const uint16_t port = meta(pkts[i]).out_port;
+    Emit::TxBuf& tb = emit_.txbuf(port);
+    tb.pkts[tb.n++] = pkts[i];
+    if (tb.n >= kMaxBurst) flush_port(port);
+  }
+}
+
 void Worker::flush_port(uint16_t port) {
   Emit::TxBuf& b = emit_.txbuf(port);
   if (b.n == 0) return;
@@ -166,12 +177,7 @@ int Worker::run() {
     if (ni) {
       busy = true;
       c_.injected += ni;
-      for (unsigned i = 0; i < ni; ++i) {
-        uint16_t port = meta(inj[i]).out_port;
-        Emit::TxBuf& tb = emit_.txbuf(port);
-        tb.pkts[tb.n++] = inj[i];
-        if (tb.n >= kMaxBurst) flush_port(port);
-      }
+      transmit_as_marked(inj, ni);
     }
 
     // Packets other workers handed over (their state is ours), and packets the durable
@@ -191,12 +197,7 @@ int Worker::run() {
                                               kMaxBurst, nullptr);
       c_.durable_sent += nd;
       busy |= nd != 0;
-      for (unsigned i = 0; i < nd; ++i) {
-        uint16_t port = meta(inj[i]).out_port;
-        Emit::TxBuf& tb = emit_.txbuf(port);
-        tb.pkts[tb.n++] = inj[i];
-        if (tb.n >= kMaxBurst) flush_port(port);
-      }
+      transmit_as_marked(inj, nd);
     }
     poll_stages(ctx);
 

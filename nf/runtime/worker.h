@@ -80,6 +80,7 @@ class Worker {
   void flush_all();
   void poll_stages(StageCtx& ctx);
   void flush_side_outputs();
+  void transmit_as_marked(rte_mbuf* const* pkts, unsigned n);
 
  private:
   WorkerSetup s_;
