@@ -148,6 +148,7 @@ class Emit {
   void commit(rte_mbuf* m) { commit_.pkts[commit_.n++] = m; }
   void handoff(rte_mbuf* m, uint16_t worker) {
     handoffs_++;
+    handoff_pending_ = true;
     Burst& b = handoff_[worker];
     b.pkts[b.n++] = m;
   }
@@ -165,6 +166,9 @@ class Emit {
   }
   Burst& punts() { return punt_; }
   Burst& commits() { return commit_; }
+  // Anything for the commit or handoff rings (cleared by the worker when it flushes them).
+  bool side_pending() const { return commit_.n || handoff_pending_; }
+  void side_flushed() { handoff_pending_ = false; }
   Burst& handoffs(uint16_t worker) { return handoff_[worker]; }
   Burst& drops() { return drop_; }
   TxBuf& txbuf(uint16_t port) { return tx_[port]; }
@@ -193,12 +197,14 @@ class Emit {
   uint16_t commit0_ = 0;
   uint64_t handoffs_ = 0;
   uint64_t handoff0_ = 0;
-  Burst commit_;
-  Burst handoff_[kMaxWorkers];
+  bool handoff_pending_ = false;
   Burst punt_;
   Burst drop_;
   uint16_t nb_ports_ = 0;
   TxBuf tx_[kMaxPorts]{};
+  // Rare outcomes last, so the buffers every burst touches stay together.
+  Burst commit_;
+  Burst handoff_[kMaxWorkers];
 };
 
 class Stage {

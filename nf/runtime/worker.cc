@@ -26,11 +26,13 @@ void Worker::poll_stages(StageCtx& ctx) {
       nb.n = 0;
     }
   }
-  if (!pollers_.empty()) flush_side_outputs();
+  flush_side_outputs();
 }
 
 // Commits and handoffs: rings to the durable writer and to other workers.
 void Worker::flush_side_outputs() {
+  if (!emit_.side_pending()) return;
+  emit_.side_flushed();
   Burst& cb = emit_.commits();
   if (cb.n) {
     unsigned q = s_.commit_ring
@@ -199,7 +201,7 @@ int Worker::run() {
       busy |= nd != 0;
       transmit_as_marked(inj, nd);
     }
-    poll_stages(ctx);
+    if (!pollers_.empty()) poll_stages(ctx);
 
     // The one clock read of an untimed loop: the TX drain timer and the busy share need it.
     const uint64_t now = rte_rdtsc();
