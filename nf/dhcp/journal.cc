@@ -85,6 +85,14 @@ std::vector<LeaseRecord> Journal::state() const {
   return v;
 }
 
+bool Journal::record_for(uint32_t addr, LeaseRecord& out) const {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = state_.find(addr);
+  if (it == state_.end()) return false;
+  out = it->second;
+  return true;
+}
+
 std::string Journal::open_segment(uint32_t n) {
   const std::string path = dir_ + "/" + seg_name(n);
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);

@@ -54,6 +54,8 @@ class Journal {
 
   // The durable state: the last record for every address (a copy; any thread).
   std::vector<LeaseRecord> state() const;
+  // The last record for one address, if any (any thread).
+  bool record_for(uint32_t addr, LeaseRecord& out) const;
 
   // Appends records (sealing them with sequence numbers) and makes them durable. Returns
   // false on an I/O error (the caller must then not acknowledge them).

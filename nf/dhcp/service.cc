@@ -170,12 +170,18 @@ void Service::run() {
 }
 
 std::string Service::show_leases(const std::string& filter) const {
-  std::vector<LeaseRecord> all = journal_.state();
+  auto ip_of = parse_ipv4(filter);
+  std::vector<LeaseRecord> all;
+  if (ip_of) {
+    LeaseRecord r;
+    if (journal_.record_for(*ip_of, r)) all.push_back(r);
+  } else {
+    all = journal_.state();
+  }
   std::sort(all.begin(), all.end(),
             [](const LeaseRecord& a, const LeaseRecord& b) { return a.addr < b.addr; });
   const int64_t now = unix_now();
   auto mac_of = parse_mac(filter);
-  auto ip_of = parse_ipv4(filter);
   std::string out;
   char line[256];
   std::snprintf(line, sizeof line, "%-16s %-18s %-9s %10s  %-8s %s\n", "address", "mac", "state",
@@ -284,15 +290,16 @@ bool Service::release(const std::string& what, std::string& out) {
     return false;
   }
   auto is_released = [&] {
-    for (const LeaseRecord& r : journal_.state())
-      if (r.addr == *ip) return r.type == RecType::kRelease;
-    return false;
+    LeaseRecord r;
+    return journal_.record_for(*ip, r) && r.type == RecType::kRelease;
   };
-  bool known = false;
-  for (const LeaseRecord& r : journal_.state())
-    if (r.addr == *ip) known = r.type != RecType::kRelease;
-  if (!known) {
+  LeaseRecord cur;
+  if (!journal_.record_for(*ip, cur) || cur.type == RecType::kRelease) {
     out = "no bound or declined lease for " + what + "\n";
+    return false;
+  }
+  if (cur.expire <= unix_now()) {
+    out = "the lease for " + what + " has already ended\n";
     return false;
   }
   // The owning worker does it (it owns the lease); the others find nothing and ignore it.
