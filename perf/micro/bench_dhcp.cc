@@ -15,6 +15,7 @@
 #include <rte_cycles.h>
 #include <rte_eal.h>
 
+#include <array>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -34,6 +35,16 @@ constexpr uint32_t kServer = 0x0a000001;  // 10.0.0.1
 // Where a REQUEST's option 50 value sits in DhcpFrame's layout (53 first, then 50).
 constexpr size_t kReqIpOff = 14 + 20 + 8 + dhcp::off::kOptions + 3 + 2;
 constexpr size_t kChaddrOff = 14 + 20 + 8 + dhcp::off::kChaddr;
+
+// Client number c's MAC (and chaddr).
+std::array<uint8_t, 6> client_mac(uint32_t c) {
+  return {0x02,
+          0xcc,
+          static_cast<uint8_t>(c >> 24),
+          static_cast<uint8_t>(c >> 16),
+          static_cast<uint8_t>(c >> 8),
+          static_cast<uint8_t>(c)};
+}
 
 struct DhcpBench {
   std::shared_ptr<const Config> cfg;
@@ -77,13 +88,8 @@ dhcp = {
     stage = std::make_unique<dhcp::DhcpStage>(index, env);
     // The clients this shard owns (the stage would hand the others to their worker).
     for (uint32_t c = 0; owned.size() < (count > 1 ? 200000u : 0u); ++c) {
-      const uint8_t mac[6] = {0x02,
-                              0xcc,
-                              static_cast<uint8_t>(c >> 24),
-                              static_cast<uint8_t>(c >> 16),
-                              static_cast<uint8_t>(c >> 8),
-                              static_cast<uint8_t>(c)};
-      if (dhcp::ClientKey::from_hw(1, mac, 6).hash() % count == index) owned.push_back(c);
+      if (dhcp::ClientKey::from_hw(1, client_mac(c).data(), 6).hash() % count == index)
+        owned.push_back(c);
     }
     emit.set_nb_ports(1);
     DhcpFrame d;
@@ -111,14 +117,9 @@ dhcp = {
         uint8_t* p = rte_pktmbuf_mtod(fm.mbuf(), uint8_t*);
         uint32_t c = first_client + static_cast<uint32_t>(i);
         if (!owned.empty()) c = owned[c % owned.size()];
-        const uint8_t mac[6] = {0x02,
-                                0xcc,
-                                static_cast<uint8_t>(c >> 24),
-                                static_cast<uint8_t>(c >> 16),
-                                static_cast<uint8_t>(c >> 8),
-                                static_cast<uint8_t>(c)};
-        std::memcpy(p + 6, mac, 6);
-        std::memcpy(p + kChaddrOff, mac, 6);
+        const std::array<uint8_t, 6> mac = client_mac(c);
+        std::memcpy(p + 6, mac.data(), 6);
+        std::memcpy(p + kChaddrOff, mac.data(), 6);
         if (pass == 1) dhcp::wr32(p + kReqIpOff, offered[i]);
         b.clean &= fm.parse(kPortMac);
         b.pkts[i] = fm.mbuf();
