@@ -159,6 +159,7 @@ std::string Journal::open(const std::string& dir, bool sync, RecoveryReport& rep
   }
   std::sort(segs.begin(), segs.end());
   uint32_t next = first_seg;
+  oldest_ = segs.empty() ? first_seg : std::min(first_seg, segs.front());
   for (size_t si = 0; si < segs.size(); ++si) {
     const uint32_t sn = segs[si];
     next = std::max(next, sn + 1);
@@ -265,7 +266,8 @@ void Journal::maybe_compact(uint64_t every) {
     ok = ok && ::rename(tmp.c_str(), (dir_ + "/leases.snap").c_str()) == 0;
     if (ok) {
       fsync_dir(dir_);
-      for (uint32_t s = 0; s < covered; ++s) ::unlink((dir_ + "/" + seg_name(s)).c_str());
+      for (uint32_t s = oldest_; s < covered; ++s) ::unlink((dir_ + "/" + seg_name(s)).c_str());
+      oldest_ = covered;
       compactions_++;
     }
     compacting_ = false;

@@ -81,6 +81,7 @@ class Journal {
   int lock_fd_ = -1;
   int fd_ = -1;
   uint32_t segment_ = 0;
+  uint32_t oldest_ = 0;  // the first segment a compaction may still have to remove
   uint64_t seq_ = 0;
   uint64_t appended_ = 0;
   uint64_t syncs_ = 0;

@@ -250,13 +250,18 @@ bool DhcpStage::build_reply(rte_mbuf* m, const Snapshot& s, const Request& r, co
 void DhcpStage::journal_own(const LeaseRecord& rec) noexcept {
   if (!env_.dhcp || !env_.pool) return;
   rte_mbuf* m = rte_pktmbuf_alloc(env_.pool);
-  if (!m) return;  // only `show leases` is affected: recovery orders a client's records
-  std::memcpy(static_cast<void*>(record_area(m)), &rec, sizeof rec);
+  if (!m) return;  // the lease is free in memory; only its record is missing
+  LeaseRecord* area = record_area(m);
+  if (!area) {
+    rte_pktmbuf_free(m);
+    return;
+  }
+  std::memcpy(static_cast<void*>(area), &rec, sizeof rec);
   meta(m).aux = 0;
   if (rte_ring_sp_enqueue(env_.dhcp->commit_ring(worker_), m) != 0) rte_pktmbuf_free(m);
 }
 
-void DhcpStage::poll(const StageCtx& ctx, Emit& out) noexcept {
+void DhcpStage::poll(const StageCtx& ctx, Emit& /*out*/) noexcept {
   const int64_t now_ms = now(ctx.now_tsc);
   if (now_ms - last_age_ms_ >= 10) {
     shard_.age(now_ms / 1000, 256);
@@ -269,12 +274,7 @@ void DhcpStage::poll(const StageCtx& ctx, Emit& out) noexcept {
     LeaseRecord rec;
     if (!shard_.release_addr(addr, now_ms / 1000, rec)) continue;
     st_.operator_releases++;
-    rte_mbuf* m = rte_pktmbuf_alloc(env_.pool);
-    if (!m) continue;  // the lease is free in memory; its record is lost only if we crash now
-    LeaseRecord* area = record_area(m);
-    std::memcpy(static_cast<void*>(area), &rec, sizeof rec);
-    meta(m).aux = 0;
-    out.commit(m);
+    journal_own(rec);
   }
 }
 
