@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/dhcp_config.h"
+#include "config/dns_config.h"
 #include "nf/net/addr.h"
 
 namespace nf {
@@ -80,6 +81,11 @@ struct Config {
   uint32_t garp_count = 3;             // gratuitous ARPs per owned address at start/change
   uint32_t tx_drain_us = 100;
   DhcpConfig dhcp;  // pools and options reload; journal, max_leases are init-only
+  DnsConfig dns;    // zones, GSLB names, limits: all reload
+  std::vector<health::CheckSpec> health_checks;
+  ExceptionConfig exception;  // init-only
+  // Whether the management lcore runs the kernel exception path (TCP DNS, health checks).
+  bool wants_exception_path() const { return (dns.enabled && dns.tcp) || !health_checks.empty(); }
 
   // The text of the file as loaded, shown by `nfctl show config`.
   std::string text;
@@ -97,6 +103,8 @@ LoadResult load_config(const std::string& file, const std::string* text = nullpt
 
 // The built-in lab configuration (config/lab.conf), used when nf starts without --config.
 const std::string& builtin_lab_config();
+// Files the built-in configuration refers to (its zone file), by relative path; null if none.
+const std::string* builtin_lab_file(const std::string& path);
 
 // Empty when `next` may replace `cur` by reload; otherwise why a restart is needed.
 std::vector<ConfigError> reload_blockers(const Config& cur, const Config& next);

@@ -345,6 +345,9 @@ LoadResult load_config(const std::string& file, const std::string* text) {
     read_neighbours(d, root, c);
     read_pipeline(d, root, c);
     read_dhcp(d, root, c);
+    read_health(d, root, c);
+    read_exception(d, root, c);
+    read_dns(d, root, c);
     if (const Setting* m = root.find("mempool", Setting::TypeGroup, false)) {
       Group g(d, *m, "mempool");
       g.u32("mbufs", c.mbufs, 1023, 1u << 24);
@@ -394,6 +397,11 @@ std::vector<ConfigError> reload_blockers(const Config& cur, const Config& next) 
   if (cur.dhcp.journal_dir != next.dhcp.journal_dir) add("dhcp.journal", "the lease journal");
   if (cur.dhcp.max_leases != next.dhcp.max_leases) add("dhcp.max_leases", "the lease table size");
   if (cur.dhcp.sync != next.dhcp.sync) add("dhcp.sync", "the journal's sync mode");
+  if (cur.exception.netns != next.exception.netns ||
+      cur.exception.interface != next.exception.interface)
+    add("exception_path", "the exception path's namespace and interface");
+  if (cur.wants_exception_path() != next.wants_exception_path())
+    add("dns.tcp", "starting or stopping the exception path (DNS over TCP, health checks)");
   if (cur.neighbour.max_entries != next.neighbour.max_entries)
     add("neighbour.max_entries", "the neighbour table size");
   if (cur.ports.size() != next.ports.size()) {

@@ -168,5 +168,10 @@ void each_group(Diag& d, Group& parent, const char* name, Fn fn) {
 
 // The `dhcp` group (config/dhcp_loader.cc). Runs after ports and pipeline are read.
 void read_dhcp(Diag& d, Group& root, Config& c);
+// The `health`, `exception_path` and `dns` groups (config/dns_loader.cc), in that order: GSLB
+// members name health checks.
+void read_health(Diag& d, Group& root, Config& c);
+void read_exception(Diag& d, Group& root, Config& c);
+void read_dns(Diag& d, Group& root, Config& c);
 
 }  // namespace nf::cfg

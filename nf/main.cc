@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "drivers-glue/ports.h"
 #include "nf/dhcp/service.h"
+#include "nf/dns/engine.h"
 #include "nf/runtime/log.h"
 #include "nf/runtime/mgmt.h"
 #include "nf/runtime/worker.h"
@@ -129,7 +130,9 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
+    auto dns_stats = std::make_unique<nf::dns::StatsTable>();
     nf::StageEnv env;
+    env.dns_stats = dns_stats.get();
     env.workers = static_cast<uint16_t>(nw);
     env.dhcp = dhcp.get();
     env.dhcp_max_leases = cfg->dhcp.max_leases;
@@ -187,8 +190,9 @@ int main(int argc, char** argv) {
       workers.push_back(std::make_unique<nf::Worker>(std::move(ws)));
     }
 
-    nf::Management::Setup ms{cfg,       &ports,  &workers,  punt_rings, inject_rings, &rcu,
-                             &snapshot, &g_stop, &g_reload, path,       dhcp.get()};
+    nf::Management::Setup ms{cfg,          &ports, &workers,   punt_rings,
+                             inject_rings, &rcu,   &snapshot,  &g_stop,
+                             &g_reload,    path,   dhcp.get(), dns_stats.get()};
     nf::Management mgmt(std::move(ms));
     if (std::string e = mgmt.start(); !e.empty()) {
       log_error("%s", e.c_str());

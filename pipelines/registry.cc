@@ -4,6 +4,7 @@
 
 #include "nf/core/stage.h"
 #include "pipelines/dhcp/dhcp_stage.h"
+#include "pipelines/dns/dns_stage.h"
 #include "pipelines/ip4/forward_stage.h"
 #include "pipelines/ip4/input_stage.h"
 
@@ -18,10 +19,14 @@ std::unique_ptr<Stage> make(uint16_t /*worker*/, const StageEnv& /*env*/) {
 std::unique_ptr<Stage> make_dhcp(uint16_t worker, const StageEnv& env) {
   return std::make_unique<dhcp::DhcpStage>(worker, env);
 }
+std::unique_ptr<Stage> make_dns(uint16_t worker, const StageEnv& env) {
+  return std::make_unique<dns::DnsStage>(worker, env);
+}
 
-const std::array<StageDescriptor, 3> kStages = {{
+const std::array<StageDescriptor, 4> kStages = {{
     {"input", ip4::InputStage::kDropNames, &make<ip4::InputStage>},
     {"dhcp", dhcp::DhcpStage::kDropNames, &make_dhcp},
+    {"dns", dns::DnsStage::kDropNames, &make_dns},
     {"ip4_forward", ip4::ForwardStage::kDropNames, &make<ip4::ForwardStage>},
 }};
 

@@ -222,6 +222,9 @@ class Stage {
 namespace dhcp {
 class Service;
 }
+namespace dns {
+struct StatsTable;
+}
 
 // What a stage may need from the runtime when it is made (services shared by all workers).
 struct StageEnv {
@@ -232,6 +235,7 @@ struct StageEnv {
   uint64_t tsc_hz = 0;               // to turn StageCtx::now_tsc into time
   uint64_t tsc0 = 0;                 // TSC at unix_ms0
   int64_t unix_ms0 = 0;
+  dns::StatsTable* dns_stats = nullptr;  // where the dns stage's counters are read from
 };
 
 // What the pipeline builder knows about a stage: its config name, its drop reason names (the

@@ -32,7 +32,7 @@ bool show(Management& m, const std::vector<std::string>& a, std::string& out) {
   return true;
 }
 
-const std::array<Command, 15> kCommands = {{
+const std::array<Command, 17> kCommands = {{
     {"show ports", "", "ports: device, MAC, MTU, addresses, link, packet counters",
      show<&Management::show_ports>},
     {"show lcores", "", "management and worker lcores: loops, busy share, snapshot generation",
@@ -50,6 +50,10 @@ const std::array<Command, 15> kCommands = {{
     {"show config", "", "the running configuration file", show<&Management::show_config>},
     {"show dhcp", "", "DHCP server: messages, leases, journal (group commits, sync time), recovery",
      show<&Management::show_dhcp>},
+    {"show dns", "", "DNS: zones (serial, records), GSLB names with member health, answer counters",
+     show<&Management::show_dns>},
+    {"show health", "", "health checks: target, check, state, since, RTT, last error, history",
+     show<&Management::show_health>},
     {"show leases", "[address|mac]", "durable DHCP leases (all bound and declined, or one client)",
      [](Management& m, const std::vector<std::string>& a, std::string& out) {
        if (a.size() > 1) {

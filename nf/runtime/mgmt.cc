@@ -7,7 +7,12 @@
 #include <rte_ip_frag.h>
 #include <rte_lcore.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cstring>
 #include <sstream>
@@ -128,11 +133,150 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
       c_.fib_add_failed++;
   }
   snap->config = c;
+  snap->dns = build_dns(*c);
+  if (exc_) program_exception_path(*c);
   return snap;
+}
+
+// The responder's runtime view: compiled data from the configuration, plus the health slots
+// of its GSLB members (registering the targets with the monitor, which keeps the state of
+// targets that did not change).
+std::shared_ptr<const dns::Runtime> Management::build_dns(const Config& c) {
+  std::vector<health::Monitor::Target> targets;
+  auto rt = std::make_shared<dns::Runtime>();
+  if (c.dns.enabled && c.dns.view) {
+    for (const dns::Target& t : c.dns.view->targets) {
+      health::Monitor::Target mt;
+      mt.addr = t.addr;
+      mt.label = t.label;
+      for (const health::CheckSpec& h : c.health_checks)
+        if (h.name == t.check) mt.spec = h;
+      targets.push_back(std::move(mt));
+    }
+  }
+  if (monitor_) {
+    rt->slot_of_target = monitor_->set_targets(targets, now_ms());
+    rt->slots = monitor_->slots();
+  } else if (!targets.empty()) {
+    log_warn("health checks configured but the exception path is not running: members count as up");
+  }
+  if (!c.dns.enabled || !c.dns.view) return nullptr;
+  rt->view = c.dns.view;
+  rt->listen = c.dns.listen;
+  if (rt->listen.empty())
+    for (const PortConfig& p : c.ports)
+      for (const IfAddr& a : p.addresses) rt->listen.push_back(a.addr);
+  rt->udp_max = c.dns.udp_max;
+  rt->rrl_rate = c.dns.rrl_rate;
+  rt->rrl_slip = c.dns.rrl_slip;
+  rt->rrl_mask = Prefix{0, c.dns.rrl_prefix}.mask();
+  for (const Prefix& p : c.dns.rrl_exempt) {
+    rt->rrl_exempt.push_back(p.addr);
+    rt->rrl_exempt.push_back(p.mask());
+  }
+  return rt;
+}
+
+// ---- the kernel exception path ---------------------------------------------------------------
+
+std::string Management::open_exception_path() {
+  if (!cfg_->wants_exception_path()) return "";
+  uint16_t mtu = UINT16_MAX;
+  for (const PortConfig& p : cfg_->ports) mtu = std::min(mtu, p.mtu);
+  std::string err;
+  exc_ = glue::ExceptionPath::open(cfg_->exception.netns, cfg_->exception.interface, mtu, err);
+  if (!exc_) return "exception path (namespace " + cfg_->exception.netns + "): " + err;
+  monitor_ = std::make_unique<health::Monitor>(
+      [this](int d, int t, int p) { return exc_->socket(d, t, p); },
+      [](const std::string& line) { log_info("%s", line.c_str()); });
+  if (cfg_->dns.enabled && cfg_->dns.tcp) {
+    const int fd = exc_->socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(dns::kPort);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(fd, 256) != 0) {
+      std::string e = std::string("DNS over TCP: cannot listen on port 53: ") + strerror(errno);
+      if (fd >= 0) close(fd);
+      return e;
+    }
+    dns::ThreadCounters* tc = s_.dns_stats ? &s_.dns_stats->tcp : &tcp_own_;
+    tcp_dns_ = std::make_unique<dns::TcpServer>(
+        fd,
+        [this, tc](const uint8_t* q, size_t qlen, uint8_t* out, size_t cap,
+                   uint32_t client) -> size_t {
+          const Snapshot* snap = s_.snapshot->load();
+          if (!snap->dns || qlen > cap) return 0;
+          std::memmove(out, q, qlen);
+          const dns::Env env = snap->dns->env();
+          return dns::answer(out, static_cast<uint32_t>(qlen), static_cast<uint32_t>(cap), true,
+                             client, env, tcp_state_, tc->c);
+        },
+        cfg_->dns.tcp_idle_ms);
+  }
+  log_info("exception path: TUN %s in network namespace %s (ip netns exec %s ...)",
+           cfg_->exception.interface.c_str(), cfg_->exception.netns.c_str(),
+           cfg_->exception.netns.c_str());
+  return "";
+}
+
+// The namespace holds every appliance address and a route for each connected prefix and
+// configured route, sourced from the address the fast path would use, so the kernel's
+// packets leave with the right source and go back through us.
+void Management::program_exception_path(const Config& c) {
+  std::vector<uint32_t> addrs;
+  std::vector<glue::ExceptionRoute> routes;
+  for (const PortConfig& p : c.ports)
+    for (const IfAddr& a : p.addresses) {
+      addrs.push_back(a.addr);
+      const Prefix pf = a.prefix();
+      routes.push_back({pf.addr, pf.len, a.addr});
+    }
+  for (const RouteConfig& r : c.routes) {
+    if (r.blackhole) continue;
+    const int port = c.connected_port(r.via);
+    if (port < 0 || c.ports[port].addresses.empty()) continue;
+    routes.push_back({r.prefix.addr, r.prefix.len, c.ports[port].addresses.front().addr});
+  }
+  std::string err;
+  if (!exc_->program(addrs, routes, err)) log_warn("exception path: %s", err.c_str());
+}
+
+void Management::poll_exception_path() {
+  uint8_t buf[9216];
+  for (int i = 0; i < 64; ++i) {
+    const ssize_t n = exc_->read(buf, sizeof buf);
+    if (n <= 0) break;
+    if (static_cast<size_t>(n) < sizeof(rte_ipv4_hdr) || (buf[0] >> 4) != 4) {
+      c_.exception_errors++;
+      continue;
+    }
+    rte_mbuf* m = rte_pktmbuf_alloc(s_.ports->pool());
+    char* p = m ? rte_pktmbuf_append(m, static_cast<uint16_t>(kEthLen + n)) : nullptr;
+    if (!p) {
+      if (m) rte_pktmbuf_free(m);
+      c_.alloc_failed++;
+      continue;
+    }
+    rte_memcpy(p + kEthLen, buf, static_cast<size_t>(n));
+    const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(p + kEthLen);
+    PacketMeta& md = meta(m);
+    std::memset(&md, 0, sizeof md);
+    md.l3_off = kEthLen;
+    md.l3_len = static_cast<uint16_t>(n);
+    md.l4_off = static_cast<uint16_t>(kEthLen + (ip->version_ihl & 0xf) * 4);
+    md.ip_proto = ip->next_proto_id;
+    md.flags = meta_flags::kLocalOrigin;
+    if (ip->fragment_offset & RTE_BE16(RTE_IPV4_HDR_DF_FLAG)) md.flags |= meta_flags::kDontFragment;
+    c_.exception_from_kernel++;
+    send_ip(m);
+  }
 }
 
 std::string Management::start() {
   std::string err;
+  if (std::string e = open_exception_path(); !e.empty()) return e;
   bool touched;
   auto snap = build(cfg_, err, touched);
   if (!snap) return err;
@@ -520,6 +664,20 @@ void Management::handle_local(rte_mbuf* m) {
     rte_pktmbuf_free(m);
     return;
   }
+  const bool echo_request =
+      md.ip_proto == IPPROTO_ICMP && md.l4_off &&
+      md.l3_len - (md.l4_off - md.l3_off) >= sizeof(rte_icmp_hdr) &&
+      rte_pktmbuf_mtod_offset(m, rte_icmp_hdr*, md.l4_off)->icmp_type == RTE_IP_ICMP_ECHO_REQUEST;
+  if (exc_ && !echo_request) {
+    // Everything else for us belongs to the kernel's sockets in the exception namespace:
+    // TCP DNS, health-check replies, ICMP errors about them.
+    if (exc_->write(reinterpret_cast<const uint8_t*>(ip), md.l3_len))
+      c_.exception_to_kernel++;
+    else
+      c_.exception_errors++;
+    rte_pktmbuf_free(m);
+    return;
+  }
   if (md.ip_proto == IPPROTO_ICMP && md.l4_off && !(md.flags & meta_flags::kFragment)) {
     const uint16_t l4len = static_cast<uint16_t>(md.l3_len - (md.l4_off - md.l3_off));
     auto* ic = rte_pktmbuf_mtod_offset(m, rte_icmp_hdr*, md.l4_off);
@@ -654,6 +812,15 @@ int Management::run() {
       reload("", out);
     }
     control_->poll(*this);
+    if (exc_) {
+      const uint64_t before = c_.exception_from_kernel;
+      poll_exception_path();
+      total += static_cast<unsigned>(c_.exception_from_kernel - before);
+      const uint64_t ms = now_ms();
+      // Microseconds, so health-check RTTs below a millisecond (a LAN) still order servers.
+      if (monitor_) monitor_->poll_us(rte_get_timer_cycles() / (hz_ / 1000000 ? hz_ / 1000000 : 1));
+      if (tcp_dns_) tcp_dns_->poll(ms);
+    }
     const uint64_t now = rte_get_timer_cycles();
     if (now >= next_tick_) {
       timers();
@@ -671,6 +838,9 @@ int Management::run() {
     }
   }
   control_.reset();
+  tcp_dns_.reset();
+  monitor_.reset();
+  exc_.reset();
   return 0;
 }
 

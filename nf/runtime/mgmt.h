@@ -27,7 +27,11 @@
 #include <vector>
 
 #include "config/config.h"
+#include "drivers-glue/exception.h"
 #include "drivers-glue/ports.h"
+#include "nf/dns/engine.h"
+#include "nf/dns/tcp_server.h"
+#include "nf/health/monitor.h"
 #include "nf/neigh/adj_table.h"
 #include "nf/neigh/neigh_table.h"
 #include "nf/runtime/rcu.h"
@@ -62,7 +66,10 @@ struct MgmtCounters {
   uint64_t neigh_queue_dropped;
   uint64_t reloads;
   uint64_t reloads_rejected;
-  uint64_t fib_add_failed;  // neighbour /32s the FIB had no room for
+  uint64_t fib_add_failed;         // neighbour /32s the FIB had no room for
+  uint64_t exception_to_kernel;    // local traffic written to the exception path's TUN
+  uint64_t exception_from_kernel;  // kernel packets (TCP DNS, health checks) sent out
+  uint64_t exception_errors;       // TUN write failures, unroutable kernel packets
 };
 
 class Management final : public NeighActions {
@@ -76,9 +83,10 @@ class Management final : public NeighActions {
     Rcu* rcu;
     Published<Snapshot>* snapshot;
     std::atomic<bool>* stop;
-    std::atomic<bool>* reload_requested;  // set by SIGHUP
-    std::string config_path;              // "" for the built-in lab config
-    dhcp::Service* dhcp = nullptr;        // when the dhcp stage is configured
+    std::atomic<bool>* reload_requested;   // set by SIGHUP
+    std::string config_path;               // "" for the built-in lab config
+    dhcp::Service* dhcp = nullptr;         // when the dhcp stage is configured
+    dns::StatsTable* dns_stats = nullptr;  // the dns stage's counters, per worker
   };
   explicit Management(Setup s);
   ~Management() override;
@@ -101,6 +109,8 @@ class Management final : public NeighActions {
   std::string show_dhcp() const;
   std::string show_leases(const std::string& filter) const;
   bool dhcp_release(const std::string& what, std::string& out);
+  std::string show_dns() const;
+  std::string show_health() const;
 
   // NeighActions.
   void send_request(uint16_t port, uint32_t target, const MacAddr* dst) override;
@@ -127,6 +137,10 @@ class Management final : public NeighActions {
   void inject(rte_mbuf* m, uint16_t port);
   void schedule_garp(const Config& old_or_empty, const Config& next);
   void timers();
+  std::string open_exception_path();
+  void program_exception_path(const Config& c);
+  void poll_exception_path();
+  std::shared_ptr<const dns::Runtime> build_dns(const Config& c);
   uint64_t now_ms() const;
   bool own_address(uint32_t a, uint16_t port) const;
   uint32_t port_address(uint16_t port) const;
@@ -136,6 +150,12 @@ class Management final : public NeighActions {
   std::unique_ptr<AdjTable> adj_;
   std::unique_ptr<NeighTable> neigh_;
   std::unique_ptr<ControlServer> control_;
+  // The kernel exception path (TCP DNS, health-check sockets) and what runs on it.
+  std::unique_ptr<glue::ExceptionPath> exc_;
+  std::unique_ptr<health::Monitor> monitor_;
+  std::unique_ptr<dns::TcpServer> tcp_dns_;
+  dns::State tcp_state_;
+  dns::ThreadCounters tcp_own_{};
   MgmtCounters c_{};
   uint64_t generation_ = 0;
   uint64_t hz_;

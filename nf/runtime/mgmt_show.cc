@@ -113,6 +113,75 @@ std::string Management::show_dhcp() const {
   return s_.dhcp->show_stats();
 }
 
+std::string Management::show_health() const {
+  if (!monitor_) return "no health checks run (the exception path is not configured)\n";
+  return monitor_->show();
+}
+
+std::string Management::show_dns() const {
+  const Snapshot* snap = s_.snapshot->load();
+  if (!snap->dns) return "the dns stage is not configured\n";
+  const dns::Runtime& rt = *snap->dns;
+  const dns::View& v = *rt.view;
+  std::string out = "zones:\n";
+  for (const dns::ZoneInfo& z : v.zones)
+    out += line("  %-32s serial %u, %u records", z.name.c_str(), z.serial, z.records);
+  out += line("gslb names: %zu", v.gslbs.size());
+  static const char* kPolicy[] = {"round_robin", "weighted", "failover", "geo", "lowest_rtt"};
+  static const char* kDown[] = {"all", "backup", "servfail"};
+  for (const dns::Gslb& g : v.gslbs) {
+    out += line("  %s policy %s, %u answer(s), ttl %u, all down: %s", g.name.c_str(),
+                kPolicy[static_cast<int>(g.policy)], g.answers, g.ttl,
+                kDown[static_cast<int>(g.all_down)]);
+    for (uint16_t i = 0; i < g.mem_n; ++i) {
+      const dns::Member& m = v.members[g.mem_off + i];
+      std::string health = "no check (up)";
+      if (m.target != dns::kNone && rt.slots && rt.slot_of_target[m.target] != dns::kNone) {
+        const health::Slot& sl = rt.slots[rt.slot_of_target[m.target]];
+        const uint32_t rtt = sl.rtt_us.load(std::memory_order_relaxed);
+        health = std::string(sl.up.load(std::memory_order_relaxed) ? "up" : "DOWN") + " (check " +
+                 v.targets[m.target].check + ", rtt " +
+                 (rtt ? std::to_string(rtt) + " us" : std::string("-")) + ")";
+      }
+      out += line("    %-15s weight %-5u region %-8s %s", format_ipv4(m.addr).c_str(), m.weight,
+                  v.regions[m.region].empty() ? "-" : v.regions[m.region].c_str(), health.c_str());
+    }
+  }
+  dns::ThreadCounters sum{};
+  auto add = [&](const dns::ThreadCounters& t) {
+    const auto* a = reinterpret_cast<const uint64_t*>(&t.c);
+    auto* b = reinterpret_cast<uint64_t*>(&sum.c);
+    for (size_t i = 0; i < sizeof(dns::Counters) / 8; ++i) b[i] += rd(a[i]);
+    sum.rrl_dropped += rd(t.rrl_dropped);
+    sum.rrl_slipped += rd(t.rrl_slipped);
+  };
+  if (s_.dns_stats) {
+    for (size_t w = 0; w < s_.workers->size(); ++w) add(s_.dns_stats->workers[w]);
+  }
+  const dns::Counters& c = sum.c;
+  out += line("udp (all workers): %" PRIu64 " queries: %" PRIu64 " answers, %" PRIu64
+              " nodata, %" PRIu64 " nxdomain, %" PRIu64 " referrals, %" PRIu64 " refused, %" PRIu64
+              " formerr, %" PRIu64 " notimp, %" PRIu64 " servfail, %" PRIu64 " badvers",
+              c.queries, c.noerror, c.nodata, c.nxdomain, c.referral, c.refused, c.formerr,
+              c.notimp, c.servfail, c.badvers);
+  out += line("  truncated %" PRIu64 ", edns %" PRIu64 ", ecs %" PRIu64 ", any %" PRIu64
+              ", gslb %" PRIu64 " (all down %" PRIu64 "), unanswerable %" PRIu64,
+              c.truncated, c.edns, c.ecs, c.any, c.gslb, c.gslb_all_down, c.dropped);
+  out += line("  rrl: %u/s per /%d and worker, slip %u: %" PRIu64 " dropped, %" PRIu64 " slipped",
+              rt.rrl_rate, __builtin_popcount(rt.rrl_mask), rt.rrl_slip, sum.rrl_dropped,
+              sum.rrl_slipped);
+  if (tcp_dns_) {
+    const dns::ThreadCounters& t = s_.dns_stats ? s_.dns_stats->tcp : tcp_own_;
+    const dns::TcpServerStats ts = tcp_dns_->stats();
+    out += line("tcp: %" PRIu64 " queries (%" PRIu64 " answers, %" PRIu64
+                " nxdomain), %zu open, %" PRIu64 " accepted, %" PRIu64 " idle closed, %" PRIu64
+                " limit closed, %" PRIu64 " errors",
+                rd(t.c.queries), rd(t.c.noerror), rd(t.c.nxdomain), tcp_dns_->connections(),
+                ts.accepted, ts.idle_closed, ts.limit_closed, ts.errors);
+  }
+  return out;
+}
+
 std::string Management::show_leases(const std::string& filter) const {
   if (!s_.dhcp) return "the dhcp stage is not configured\n";
   return s_.dhcp->show_leases(filter);
@@ -246,6 +315,9 @@ std::string Management::show_mgmt() const {
   row("reloads", c_.reloads);
   row("reloads_rejected", c_.reloads_rejected);
   row("fib_add_failed", c_.fib_add_failed);
+  row("exception_to_kernel", c_.exception_to_kernel);
+  row("exception_from_kernel", c_.exception_from_kernel);
+  row("exception_errors", c_.exception_errors);
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "nf/core/stage.h"
 #include "nf/dhcp/pool.h"
+#include "nf/dns/engine.h"
 #include "nf/neigh/adj_table.h"
 #include "nf/route/fib.h"
 
@@ -46,7 +47,8 @@ struct Snapshot {
   uint16_t nb_ports = 0;
   uint16_t min_mtu = 0;  // a datagram no longer than this fits every port
   PortView ports[kMaxPorts]{};
-  std::shared_ptr<const dhcp::View> dhcp;  // pools, when the dhcp stage is configured
+  std::shared_ptr<const dhcp::View> dhcp;   // pools, when the dhcp stage is configured
+  std::shared_ptr<const dns::Runtime> dns;  // zones and GSLB, when the dns stage is configured
 };
 
 }  // namespace nf

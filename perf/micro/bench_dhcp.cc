@@ -24,6 +24,7 @@
 #include "nf/dhcp/journal.h"
 #include "nf/dhcp/service.h"
 #include "nf/runtime/snapshot.h"
+#include "perf/micro/bench_main.h"
 #include "pipelines/dhcp/dhcp_stage.h"
 #include "tests/common/dhcp_frames.h"
 #include "tests/common/fake_mbuf.h"
@@ -227,12 +228,5 @@ BENCHMARK(BM_DoraDurable)->Arg(32)->Arg(256)->Arg(1024)->Iterations(2048)->UseRe
 }  // namespace nf::test
 
 int main(int argc, char** argv) {
-  const char* eal[] = {"nf-bench",    "--no-huge",   "-m",    "256", "--no-pci",
-                       "--no-shconf", "--log-level", "error", "-l",  "0"};
-  if (rte_eal_init(10, const_cast<char**>(eal)) < 0) return 1;
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  rte_eal_cleanup();
-  return 0;
+  return nf::test::bench_main(argc, argv);
 }
