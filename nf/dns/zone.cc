@@ -600,8 +600,14 @@ bool Compiler::run(const std::vector<ZoneSource>& zones, const std::vector<GslbS
       if (!m.check.empty()) {
         auto [it, added] = target_ids.emplace(std::make_pair(m.addr, m.check),
                                               static_cast<uint32_t>(v.targets.size()));
-        if (added)
-          v.targets.push_back({m.addr, m.check, "gslb " + out.name + " " + format_ipv4(m.addr)});
+        // One probe per (address, check), however many names use it; its label lists them
+        // (comma-separated, no spaces: `nfctl show health` columns stay one word each).
+        if (added) {
+          v.targets.push_back({m.addr, m.check, out.name});
+        } else {
+          std::string& l = v.targets[it->second].label;
+          if (("," + l + ",").find("," + out.name + ",") == std::string::npos) l += "," + out.name;
+        }
         mm.target = it->second;
       }
       v.members.push_back(mm);

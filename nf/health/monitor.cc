@@ -15,6 +15,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "nf/net/addr.h"
 #include "nf/runtime/log.h"
 
 namespace nf::health {
@@ -607,6 +608,8 @@ void Monitor::log_transition(const Probe& p, const std::string& what) const {
   for (const std::string& l : p.labels) {
     std::string line = "health: ";
     line += l;
+    line += " ";
+    line += format_ipv4(p.addr);
     line += " (check ";
     line += p.spec.name;
     line += ") ";

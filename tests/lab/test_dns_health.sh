@@ -36,7 +36,8 @@ dig_() { "${CLIENT[@]}" timeout 20 dig @$SERVER +norec +time=1 +tries=3 "$@" 2>&
 www()    { dig_ +short www.lab.example A | grep -E '^[0-9.]+$' | sort | tr '\n' ' ' | sed 's/ $//'; }
 backup() { dig_ +short backup.lab.example A | grep -E '^[0-9.]+$' | tr '\n' ' ' | sed 's/ $//'; }
 status_of() { grep -oE 'status: [A-Z]+' <<<"$1" | head -1 | awk '{print $2}'; }
-health_row() { nfctl show health | awk -v a="10.20.0.1$1" '$2 == "www.lab.example." && $3 == a'; }
+# Rows: target (the GSLB names sharing the probe, comma-separated), address, check, state, ...
+health_row() { nfctl show health | awk -v a="10.20.0.1$1" '$1 ~ /(^|,)www\.lab\.example\.(,|$)/ && $2 == a'; }
 
 http_pids() {  # the HTTP server(s) running in nfl-srv<i>
   local p
@@ -86,7 +87,7 @@ poll() {
 www_is() { [ "$(www)" = "$1" ]; }
 backup_is() { [ "$(backup)" = "$1" ]; }
 state_is() { [[ "$(health_row "$1")" == *" $2 "* ]]; }
-all_up() { [ "$(nfctl show health | awk '$2 == "www.lab.example."' | grep -c ' UP ')" = 3 ]; }
+all_up() { [ "$(nfctl show health | awk '$1 ~ /(^|,)www\.lab\.example\.(,|$)/' | grep -c ' UP ')" = 3 ]; }
 
 # ---- start from a healthy lab ------------------------------------------------------------------
 restore

@@ -247,9 +247,10 @@ TEST(Health, TcpRefusedFallsAfterFallAndRisesAfterRise) {
   tick(m, now);
   EXPECT_FALSE(up(m, slot));
   ASSERT_EQ(log.lines.size(), 1u);
-  EXPECT_EQ(log.lines[0],
-            "health: pool member (check tcp-check) DOWN after 3 failures: connect: Connection "
-            "refused");
+  EXPECT_EQ(
+      log.lines[0],
+      "health: pool member 127.0.0.1 (check tcp-check) DOWN after 3 failures: connect: Connection "
+      "refused");
   tick(m, now);
   EXPECT_FALSE(up(m, slot));
 
@@ -260,8 +261,9 @@ TEST(Health, TcpRefusedFallsAfterFallAndRisesAfterRise) {
   EXPECT_TRUE(up(m, slot));
   EXPECT_EQ(history(m), "----++");
   ASSERT_EQ(log.lines.size(), 2u);
-  EXPECT_EQ(
-      log.lines[1].rfind("health: pool member (check tcp-check) UP after 2 successes (rtt ", 0), 0u)
+  EXPECT_EQ(log.lines[1].rfind(
+                "health: pool member 127.0.0.1 (check tcp-check) UP after 2 successes (rtt ", 0),
+            0u)
       << log.lines[1];
 }
 
@@ -284,7 +286,7 @@ TEST(Health, HttpStatusMatchMismatchAndHysteresis) {
   EXPECT_FALSE(up(m, slot));
   ASSERT_EQ(log.lines.size(), 1u);
   EXPECT_EQ(log.lines[0],
-            "health: web (check http-check) DOWN after 2 failures: HTTP status 503, "
+            "health: web 127.0.0.1 (check http-check) DOWN after 2 failures: HTTP status 503, "
             "want 200");
   result(200);
   result(503);
@@ -377,7 +379,7 @@ TEST(Health, HttpServerThatNeverAnswersTimesOut) {
   EXPECT_FALSE(up(m, slot));
   ASSERT_EQ(log.lines.size(), 1u);
   EXPECT_EQ(log.lines[0],
-            "health: mute (check http-check) DOWN after 2 failures: timeout after "
+            "health: mute 127.0.0.1 (check http-check) DOWN after 2 failures: timeout after "
             "500 ms");
 }
 
@@ -440,8 +442,8 @@ TEST(Health, IdenticalPairsShareOneSlotAndProbe) {
       },
       log.fn());
   uint64_t now = 0;
-  auto slots = m.set_targets({{kLoopback, tcp(port.port()), "gslb a.example member 127.0.0.1"},
-                              {kLoopback, tcp(port.port()), "gslb b.example member 127.0.0.1"},
+  auto slots = m.set_targets({{kLoopback, tcp(port.port()), "gslb a.example"},
+                              {kLoopback, tcp(port.port()), "gslb b.example"},
                               {kLoopback + 1, tcp(port.port()), "other address"}},
                              now);
   EXPECT_EQ(slots[0], slots[1]);
@@ -452,8 +454,8 @@ TEST(Health, IdenticalPairsShareOneSlotAndProbe) {
   EXPECT_EQ(sockets, 2);
   tick(m, now);
   EXPECT_FALSE(up(m, slots[0]));
-  EXPECT_TRUE(log.has("gslb a.example member 127.0.0.1 (check tcp-check) DOWN"));
-  EXPECT_TRUE(log.has("gslb b.example member 127.0.0.1 (check tcp-check) DOWN"));
+  EXPECT_TRUE(log.has("gslb a.example 127.0.0.1 (check tcp-check) DOWN"));
+  EXPECT_TRUE(log.has("gslb b.example 127.0.0.1 (check tcp-check) DOWN"));
 }
 
 TEST(Health, ShowContainsTheFields) {
@@ -610,7 +612,7 @@ TEST(Health, IcmpNoReply) {
   EXPECT_EQ(m.in_flight(), 1u);
   m.poll(now += 500);
   EXPECT_FALSE(up(m, slot));
-  EXPECT_TRUE(log.has("health: lo (check ping) DOWN after 1 failure: icmp: no reply"))
+  EXPECT_TRUE(log.has("health: lo 127.0.0.1 (check ping) DOWN after 1 failure: icmp: no reply"))
       << (log.lines.empty() ? "" : log.lines[0]);
 }
 
