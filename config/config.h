@@ -103,7 +103,8 @@ LoadResult load_config(const std::string& file, const std::string* text = nullpt
 
 // The built-in lab configuration (config/lab.conf), used when nf starts without --config.
 const std::string& builtin_lab_config();
-// Files the built-in configuration refers to (its zone file), by relative path; null if none.
+// Files the built-in configuration refers to (its zone file), by the path it names; null if
+// none.
 const std::string* builtin_lab_file(const std::string& path);
 
 // Empty when `next` may replace `cur` by reload; otherwise why a restart is needed.

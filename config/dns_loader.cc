@@ -43,7 +43,8 @@ void read_zone(Diag& d, Group& g, const Config& c, const std::string& path,
     return;
   }
   if (has_file) {
-    const bool builtin = c.file == "<built-in lab>" && file[0] != '/';
+    // The built-in lab configuration needs no files: it carries its zone file in itself.
+    const bool builtin = c.file == "<built-in lab>";
     if (const std::string* text = builtin ? builtin_lab_file(file) : nullptr) {
       mp.feed(*text, file, 1);
     } else {

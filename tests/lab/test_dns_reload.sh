@@ -56,6 +56,8 @@ trap 'exit 130' INT TERM
 
 cp "$TOP/config/lab.conf" "$WORK/lab.conf"
 cp -r "$TOP/config/zones" "$WORK/zones"
+# The lab configuration names the installed zone file; this copy uses its own.
+sed -i 's|"/etc/nf/zones/|"zones/|' "$WORK/lab.conf"
 ZONE=$WORK/zones/lab.example.zone
 cp "$ZONE" "$WORK/zone.orig"
 grep -q "$SERIAL0 ; serial" "$ZONE" || { echo "unexpected zone file (no '$SERIAL0 ; serial')" >&2; exit 1; }
