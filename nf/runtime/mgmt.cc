@@ -827,11 +827,13 @@ int Management::run() {
       next_tick_ = now + hz_ / 10;
     }
     s_.rcu->reclaim();
-    // The management lcore shares a CPU with the rest of the system (often a worker's): it
-    // sleeps when idle, 100 us at first, 1 ms once it has been idle for a tenth of a second,
-    // so an idle appliance costs next to nothing and a burst of ARP waits at most 1 ms.
+    // The management lcore shares a CPU with the rest of the system (often a worker's or a
+    // client's): it sleeps when idle, 100 us for the first 2 ms after work (a burst of ARP or
+    // a TCP exchange), then 1 ms. Each wake-up costs tens of microseconds in a VM, so a
+    // trickle of work (health probes every few hundred ms) must not hold it in the short
+    // sleep: it did, and took a third of a CPU from the clients of the lab.
     if (total == 0) {
-      rte_delay_us_sleep(idle_loops_ < 1000 ? 100 : 1000);
+      rte_delay_us_sleep(idle_loops_ < 20 ? 100 : 1000);
       ++idle_loops_;
     } else {
       idle_loops_ = 0;
