@@ -251,7 +251,7 @@ uint32_t answer(uint8_t* msg, uint32_t len, uint32_t cap, bool tcp, uint32_t cli
     }
     const Node& e = v.nodes[enc];
     if (e.cut != kNone) {
-      blob = &v.blobs[e.cut == enc ? e.other : v.nodes[e.cut].other];
+      blob = &v.blobs[e.other];  // every node at or below a cut holds its referral
       referral = true;
     } else if (e.wildcard != kNone) {
       at_node(v.nodes[e.wildcard]);
@@ -315,8 +315,6 @@ uint32_t answer(uint8_t* msg, uint32_t len, uint32_t cap, bool tcp, uint32_t cli
       c.servfail++;
       return bare(msg, q, true, rcode::kServFail, 0, env);
     }
-    // The ECS scope must not claim a client's answer for a wider net than it sent less
-    // precisely than we decided (RFC 7871 7.2.1 allows SCOPE > SOURCE).
     // An answer not chosen by the ECS subnet (source 0, RFC 7871 7.1.2; IPv6, which the geo
     // map does not cover) is valid for any subnet: scope 0.
     if (gslb->policy != Policy::kGeo || !ecs_used) scope = 0;

@@ -112,8 +112,7 @@ class BlobWriter {
     u16(r.type);
     u16(kClassIN);
     u32(ttl);
-    const size_t len_at = b_.size();
-    u16(0);
+    const size_t len_at = begin_rdata();
     const uint8_t* d = r.rdata.data();
     const size_t n = r.rdata.size();
     size_t used = 0;
@@ -145,6 +144,14 @@ class BlobWriter {
         break;
     }
     b_.insert(b_.end(), d + std::min(used, n), d + n);
+    end_rdata(len_at);
+  }
+  // Starts a record's RDLENGTH (after its owner, type, class, TTL); end_rdata() fills it in.
+  size_t begin_rdata() {
+    u16(0);
+    return b_.size() - 2;
+  }
+  void end_rdata(size_t len_at) {
     const size_t rdlen = b_.size() - len_at - 2;
     b_[len_at] = static_cast<uint8_t>(rdlen >> 8);
     b_[len_at + 1] = static_cast<uint8_t>(rdlen);
@@ -200,7 +207,7 @@ class Compiler {
   }
   uint32_t chain_blob(View& v, const Key& start, bool exact, uint16_t qtype);
   uint32_t referral_blob(View& v, const Key& cut);
-  uint32_t node_blobs(View& v, const Key& k, BuildNode& bn);
+  void node_blobs(View& v, const Key& k, BuildNode& bn);
 
   std::vector<CompileError>& errs_;
   std::map<Key, BuildNode> nodes_;
@@ -323,14 +330,11 @@ uint32_t Compiler::chain_blob(View& v, const Key& start, bool exact, uint16_t qt
       w.u16(type::CNAME);
       w.u16(kClassIN);
       w.u32(r->ttl);
-      w.u16(0);
-      const size_t len_at = w.bytes().size() - 2;
+      const size_t len_at = w.begin_rdata();
       const size_t nl = wire_name_len(r->rdata.data(), r->rdata.size());
+      // The target's offset: later owners in the chain point at it.
       const uint16_t ref = w.name(r->rdata.data(), nl);
-      auto& bytes = const_cast<std::vector<uint8_t>&>(w.bytes());
-      const size_t rdlen = bytes.size() - len_at - 2;
-      bytes[len_at] = static_cast<uint8_t>(rdlen >> 8);
-      bytes[len_at + 1] = static_cast<uint8_t>(rdlen);
+      w.end_rdata(len_at);
       b.an++;
       first = false;
       cur = key_of(Name(r->rdata.begin(), r->rdata.begin() + static_cast<long>(nl)));
@@ -355,7 +359,7 @@ uint32_t Compiler::chain_blob(View& v, const Key& start, bool exact, uint16_t qt
   return finish(v, w, b, "CNAME chain from " + name_to_text(name_of(start)));
 }
 
-uint32_t Compiler::node_blobs(View& v, const Key& k, BuildNode& bn) {
+void Compiler::node_blobs(View& v, const Key& k, BuildNode& bn) {
   Node& n = v.nodes[bn.index];
   const bool exact = !is_wild(k);
   const uint32_t z = bn.zone;
@@ -376,7 +380,7 @@ uint32_t Compiler::node_blobs(View& v, const Key& k, BuildNode& bn) {
     n.types_off = first;
     n.types_n = static_cast<uint16_t>(v.types.size() - first);
     n.other = chain_blob(v, k, exact, 0);
-    return 0;
+    return;
   }
   const uint32_t first = static_cast<uint32_t>(v.types.size());
   for (auto& [t, set] : bn.rrsets) {
@@ -392,7 +396,6 @@ uint32_t Compiler::node_blobs(View& v, const Key& k, BuildNode& bn) {
   }
   n.types_off = first;
   n.types_n = static_cast<uint16_t>(v.types.size() - first);
-  return 0;
 }
 
 bool Compiler::run(const std::vector<ZoneSource>& zones, const std::vector<GslbSource>& gslb,

@@ -23,8 +23,7 @@
 // removing labels one at a time. Nodes at or below a delegation (a non-apex NS) answer with a
 // referral. GSLB names are nodes whose A answer is chosen per query (nf/dns/engine.h).
 //
-// Limits: zones of up to 2^24 nodes; a response blob is at most 16 KiB (larger RRsets are a
-// load error, as in gdnsd).
+// Limit: a response blob is at most 16 KiB (larger RRsets are a load error, as in gdnsd).
 #pragma once
 
 #include <cstdint>

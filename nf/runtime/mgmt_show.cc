@@ -148,6 +148,8 @@ std::string Management::show_dns() const {
     }
   }
   dns::ThreadCounters sum{};
+  // Counters is summed as an array of uint64_t: it must stay nothing else.
+  static_assert(sizeof(dns::Counters) % sizeof(uint64_t) == 0);
   auto add = [&](const dns::ThreadCounters& t) {
     const auto* a = reinterpret_cast<const uint64_t*>(&t.c);
     auto* b = reinterpret_cast<uint64_t*>(&sum.c);
