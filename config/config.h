@@ -15,6 +15,7 @@
 
 #include "config/dhcp_config.h"
 #include "config/dns_config.h"
+#include "config/lb_config.h"
 #include "nf/net/addr.h"
 
 namespace nf {
@@ -83,6 +84,9 @@ struct Config {
   DhcpConfig dhcp;  // pools and options reload; journal, max_leases are init-only
   DnsConfig dns;    // zones, GSLB names, limits: all reload
   std::vector<health::CheckSpec> health_checks;
+  LbConfig lb;    // services, reals, timeouts reload; max_flows is init-only
+  NatConfig nat;  // port forwards and PAT reload; max_sessions is init-only
+  AclConfig acl;
   ExceptionConfig exception;  // init-only
   // Whether the management lcore runs the kernel exception path (TCP DNS, health checks).
   bool wants_exception_path() const { return (dns.enabled && dns.tcp) || !health_checks.empty(); }

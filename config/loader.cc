@@ -348,6 +348,9 @@ LoadResult load_config(const std::string& file, const std::string* text) {
     read_health(d, root, c);
     read_exception(d, root, c);
     read_dns(d, root, c);
+    read_lb(d, root, c);
+    read_nat(d, root, c);
+    read_acl(d, root, c);
     if (const Setting* m = root.find("mempool", Setting::TypeGroup, false)) {
       Group g(d, *m, "mempool");
       g.u32("mbufs", c.mbufs, 1023, 1u << 24);
@@ -397,6 +400,9 @@ std::vector<ConfigError> reload_blockers(const Config& cur, const Config& next) 
   if (cur.dhcp.journal_dir != next.dhcp.journal_dir) add("dhcp.journal", "the lease journal");
   if (cur.dhcp.max_leases != next.dhcp.max_leases) add("dhcp.max_leases", "the lease table size");
   if (cur.dhcp.sync != next.dhcp.sync) add("dhcp.sync", "the journal's sync mode");
+  if (cur.lb.max_flows != next.lb.max_flows) add("lb.max_flows", "the flow table size");
+  if (cur.nat.max_sessions != next.nat.max_sessions)
+    add("nat.max_sessions", "the NAT session table size");
   if (cur.exception.netns != next.exception.netns ||
       cur.exception.interface != next.exception.interface)
     add("exception_path", "the exception path's namespace and interface");

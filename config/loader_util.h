@@ -173,5 +173,9 @@ void read_dhcp(Diag& d, Group& root, Config& c);
 void read_health(Diag& d, Group& root, Config& c);
 void read_exception(Diag& d, Group& root, Config& c);
 void read_dns(Diag& d, Group& root, Config& c);
+// The `lb`, `nat` and `acl` groups (config/lb_loader.cc), after ports, pipeline and health.
+void read_lb(Diag& d, Group& root, Config& c);
+void read_nat(Diag& d, Group& root, Config& c);
+void read_acl(Diag& d, Group& root, Config& c);
 
 }  // namespace nf::cfg

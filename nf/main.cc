@@ -22,6 +22,7 @@
 #include "nf/runtime/log.h"
 #include "nf/runtime/mgmt.h"
 #include "nf/runtime/worker.h"
+#include "pipelines/lb/lb_stage.h"
 
 namespace {
 
@@ -131,11 +132,14 @@ int main(int argc, char** argv) {
       }
     }
     auto dns_stats = std::make_unique<nf::dns::StatsTable>();
+    auto lb_stats = std::make_unique<nf::lb::StatsTable>();
     nf::StageEnv env;
+    env.lb_stats = lb_stats.get();
     env.dns_stats = dns_stats.get();
     env.workers = static_cast<uint16_t>(nw);
     env.dhcp = dhcp.get();
     env.dhcp_max_leases = cfg->dhcp.max_leases;
+    env.lb_max_flows = cfg->lb.max_flows;
     env.pool = ports.pool();
     env.tsc_hz = rte_get_tsc_hz();
     env.tsc0 = rte_get_tsc_cycles();
@@ -190,9 +194,9 @@ int main(int argc, char** argv) {
       workers.push_back(std::make_unique<nf::Worker>(std::move(ws)));
     }
 
-    nf::Management::Setup ms{cfg,          &ports, &workers,   punt_rings,
-                             inject_rings, &rcu,   &snapshot,  &g_stop,
-                             &g_reload,    path,   dhcp.get(), dns_stats.get()};
+    nf::Management::Setup ms{cfg,        &ports,          &workers,      punt_rings, inject_rings,
+                             &rcu,       &snapshot,       &g_stop,       &g_reload,  path,
+                             dhcp.get(), dns_stats.get(), lb_stats.get()};
     nf::Management mgmt(std::move(ms));
     if (std::string e = mgmt.start(); !e.empty()) {
       log_error("%s", e.c_str());

@@ -7,6 +7,7 @@
 #include "pipelines/dns/dns_stage.h"
 #include "pipelines/ip4/forward_stage.h"
 #include "pipelines/ip4/input_stage.h"
+#include "pipelines/lb/lb_stage.h"
 
 namespace nf {
 namespace {
@@ -22,11 +23,15 @@ std::unique_ptr<Stage> make_dhcp(uint16_t worker, const StageEnv& env) {
 std::unique_ptr<Stage> make_dns(uint16_t worker, const StageEnv& env) {
   return std::make_unique<dns::DnsStage>(worker, env);
 }
+std::unique_ptr<Stage> make_lb(uint16_t worker, const StageEnv& env) {
+  return std::make_unique<lb::LbStage>(worker, env);
+}
 
-const std::array<StageDescriptor, 4> kStages = {{
+const std::array<StageDescriptor, 5> kStages = {{
     {"input", ip4::InputStage::kDropNames, &make<ip4::InputStage>},
     {"dhcp", dhcp::DhcpStage::kDropNames, &make_dhcp},
     {"dns", dns::DnsStage::kDropNames, &make_dns},
+    {"lb", lb::LbStage::kDropNames, &make_lb},
     {"ip4_forward", ip4::ForwardStage::kDropNames, &make<ip4::ForwardStage>},
 }};
 

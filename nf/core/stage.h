@@ -225,6 +225,9 @@ class Service;
 namespace dns {
 struct StatsTable;
 }
+namespace lb {
+struct StatsTable;
+}
 
 // What a stage may need from the runtime when it is made (services shared by all workers).
 struct StageEnv {
@@ -236,6 +239,8 @@ struct StageEnv {
   uint64_t tsc0 = 0;                 // TSC at unix_ms0
   int64_t unix_ms0 = 0;
   dns::StatsTable* dns_stats = nullptr;  // where the dns stage's counters are read from
+  uint32_t lb_max_flows = 1u << 20;      // the lb stage's flow table size per worker
+  lb::StatsTable* lb_stats = nullptr;    // where the lb stage's counters are read from
 };
 
 // What the pipeline builder knows about a stage: its config name, its drop reason names (the

@@ -57,6 +57,9 @@ inline constexpr uint8_t kDontFragment = 4;
 inline constexpr uint8_t kIpOptions = 8;
 inline constexpr uint8_t kLocalOrigin = 16;  // built by the management lcore, not forwarded
 inline constexpr uint8_t kPadded = 32;       // the frame extends past the IP datagram
+// ip_dst is the routing key and differs from the header's destination: L2 direct server
+// return keeps the VIP as destination and is routed to the real's address.
+inline constexpr uint8_t kRouteByMeta = 64;
 }  // namespace meta_flags
 
 struct PacketMeta {

@@ -32,7 +32,7 @@ bool show(Management& m, const std::vector<std::string>& a, std::string& out) {
   return true;
 }
 
-const std::array<Command, 17> kCommands = {{
+const std::array<Command, 18> kCommands = {{
     {"show ports", "", "ports: device, MAC, MTU, addresses, link, packet counters",
      show<&Management::show_ports>},
     {"show lcores", "", "management and worker lcores: loops, busy share, snapshot generation",
@@ -54,6 +54,8 @@ const std::array<Command, 17> kCommands = {{
      show<&Management::show_dns>},
     {"show health", "", "health checks: target, check, state, since, RTT, last error, history",
      show<&Management::show_health>},
+    {"show lb", "", "load balancer: services, reals with health, weight and active flows, counters",
+     show<&Management::show_lb>},
     {"show leases", "[address|mac]", "durable DHCP leases (all bound and declined, or one client)",
      [](Management& m, const std::vector<std::string>& a, std::string& out) {
        if (a.size() > 1) {

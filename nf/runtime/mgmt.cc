@@ -133,7 +133,32 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
       c_.fib_add_failed++;
   }
   snap->config = c;
-  snap->dns = build_dns(*c);
+  // One set of health targets for every user (the monitor keeps the state of the ones that
+  // did not change): the DNS responder's GSLB members first, then the load balancer's reals.
+  std::vector<health::Monitor::Target> targets = dns_targets(*c);
+  const size_t ndns = targets.size();
+  for (const lb::HealthNeed& n : lb::health_needs(c->lb)) {
+    health::Monitor::Target mt;
+    mt.addr = n.addr;
+    mt.label = n.label;
+    for (const health::CheckSpec& h : c->health_checks)
+      if (h.name == n.check) mt.spec = h;
+    targets.push_back(std::move(mt));
+  }
+  std::vector<uint32_t> hslots;
+  if (monitor_)
+    hslots = monitor_->set_targets(targets, now_ms());
+  else if (!targets.empty())
+    log_warn("health checks configured but the exception path is not running: targets count as up");
+  const health::Slot* slot_base = monitor_ ? monitor_->slots() : nullptr;
+  snap->dns = build_dns(*c, std::span<const uint32_t>(hslots).first(std::min(ndns, hslots.size())),
+                        slot_base);
+  if (c->lb.enabled) {
+    snap->lb = lb::build_runtime(
+        *c, std::span<const uint32_t>(hslots).subspan(std::min(ndns, hslots.size())), slot_base,
+        rte_get_tsc_hz(), static_cast<uint16_t>(c->worker_lcores.size()), snap->generation, &err);
+    if (!snap->lb) return nullptr;
+  }
   if (exc_) program_exception_path(*c);
   return snap;
 }
@@ -141,9 +166,8 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
 // The responder's runtime view: compiled data from the configuration, plus the health slots
 // of its GSLB members (registering the targets with the monitor, which keeps the state of
 // targets that did not change).
-std::shared_ptr<const dns::Runtime> Management::build_dns(const Config& c) {
+std::vector<health::Monitor::Target> Management::dns_targets(const Config& c) {
   std::vector<health::Monitor::Target> targets;
-  auto rt = std::make_shared<dns::Runtime>();
   if (c.dns.enabled && c.dns.view) {
     for (const dns::Target& t : c.dns.view->targets) {
       health::Monitor::Target mt;
@@ -154,12 +178,15 @@ std::shared_ptr<const dns::Runtime> Management::build_dns(const Config& c) {
       targets.push_back(std::move(mt));
     }
   }
-  if (monitor_) {
-    rt->slot_of_target = monitor_->set_targets(targets, now_ms());
-    rt->slots = monitor_->slots();
-  } else if (!targets.empty()) {
-    log_warn("health checks configured but the exception path is not running: members count as up");
-  }
+  return targets;
+}
+
+std::shared_ptr<const dns::Runtime> Management::build_dns(const Config& c,
+                                                          std::span<const uint32_t> slots,
+                                                          const health::Slot* slot_base) {
+  auto rt = std::make_shared<dns::Runtime>();
+  rt->slot_of_target.assign(slots.begin(), slots.end());
+  rt->slots = slot_base;
   if (!c.dns.enabled || !c.dns.view) return nullptr;
   rt->view = c.dns.view;
   rt->listen = c.dns.listen;
@@ -231,7 +258,13 @@ void Management::program_exception_path(const Config& c) {
     for (const IfAddr& a : p.addresses) {
       addrs.push_back(a.addr);
       const Prefix pf = a.prefix();
-      routes.push_back({pf.addr, pf.len, a.addr});
+      // One route per prefix, from the port's first address on it: the kernel's sockets
+      // (health probes) use that source, never a second address (the lab's full NAT source,
+      // whose ports the load balancer hands out).
+      const bool seen = std::any_of(
+          routes.begin(), routes.end(),
+          [&](const glue::ExceptionRoute& r) { return r.prefix == pf.addr && r.len == pf.len; });
+      if (!seen) routes.push_back({pf.addr, pf.len, a.addr});
     }
   for (const RouteConfig& r : c.routes) {
     if (r.blackhole) continue;
@@ -452,7 +485,8 @@ void Management::finish_and_send(rte_mbuf* m, uint16_t port, const MacAddr& dst)
 void Management::send_ip(rte_mbuf* m) {
   const Snapshot* snap = s_.snapshot->load();
   PacketMeta& md = meta(m);
-  const uint32_t dst = rte_be_to_cpu_32(ip_of(m)->dst_addr);
+  const uint32_t dst =
+      (md.flags & meta_flags::kRouteByMeta) ? md.ip_dst : rte_be_to_cpu_32(ip_of(m)->dst_addr);
   uint32_t n;
   if (snap->fib->lookup(dst, n) != 0) {
     if (!(md.flags & meta_flags::kLocalOrigin)) icmp_error(m, kIcmpDestUnreach, 0, 0);
@@ -629,7 +663,12 @@ void Management::handle_arp(rte_mbuf* m) {
   // addressed to us (a request for one of our addresses, or the reply to ours).
   if (learnable) neigh_->learn(sip, sha, port, target_ours, now_ms());
 
-  if (op == RTE_ARP_OP_REQUEST && target_ours) {
+  // The load balancer's VIPs on a port's subnet are answered like our addresses (clients on
+  // that subnet reach a service directly, without a router in between).
+  const Snapshot* snap = s_.snapshot->load();
+  const bool target_vip = !target_ours && snap->lb && snap->lb->vips.is_vip(tip) &&
+                          cfg_->connected_port(tip) == static_cast<int>(port);
+  if (op == RTE_ARP_OP_REQUEST && (target_ours || target_vip)) {
     // Answer in place (also ARP probes from 0.0.0.0, RFC 5227 2.1.1: we defend the address).
     arp->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
     arp->arp_data.arp_tha = arp->arp_data.arp_sha;

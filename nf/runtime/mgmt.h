@@ -23,6 +23,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,7 @@ class Management final : public NeighActions {
     std::string config_path;               // "" for the built-in lab config
     dhcp::Service* dhcp = nullptr;         // when the dhcp stage is configured
     dns::StatsTable* dns_stats = nullptr;  // the dns stage's counters, per worker
+    lb::StatsTable* lb_stats = nullptr;    // the lb stage's counters and flow tables
   };
   explicit Management(Setup s);
   ~Management() override;
@@ -111,6 +113,7 @@ class Management final : public NeighActions {
   bool dhcp_release(const std::string& what, std::string& out);
   std::string show_dns() const;
   std::string show_health() const;
+  std::string show_lb() const;
 
   // NeighActions.
   void send_request(uint16_t port, uint32_t target, const MacAddr* dst) override;
@@ -140,7 +143,9 @@ class Management final : public NeighActions {
   std::string open_exception_path();
   void program_exception_path(const Config& c);
   void poll_exception_path();
-  std::shared_ptr<const dns::Runtime> build_dns(const Config& c);
+  std::vector<health::Monitor::Target> dns_targets(const Config& c);
+  std::shared_ptr<const dns::Runtime> build_dns(const Config& c, std::span<const uint32_t> slots,
+                                                const health::Slot* slot_base);
   uint64_t now_ms() const;
   bool own_address(uint32_t a, uint16_t port) const;
   uint32_t port_address(uint16_t port) const;

@@ -9,6 +9,7 @@
 #include "nf/runtime/mgmt.h"
 
 #include "nf/dhcp/service.h"
+#include "pipelines/lb/lb_stage.h"
 
 namespace nf {
 
@@ -320,6 +321,50 @@ std::string Management::show_mgmt() const {
   row("exception_to_kernel", c_.exception_to_kernel);
   row("exception_from_kernel", c_.exception_from_kernel);
   row("exception_errors", c_.exception_errors);
+  return out;
+}
+
+std::string Management::show_lb() const {
+  const Snapshot* snap = s_.snapshot->load();
+  if (!snap->lb) return "the lb stage is not configured\n";
+  const lb::Runtime& rt = *snap->lb;
+  const size_t nw = s_.workers->size();
+  std::string out;
+  for (const lb::ServiceRt& sv : rt.services) {
+    out += line("service %s: %s:%s %s, mode %s, scheduler %s%s", sv.name.c_str(),
+                format_ipv4(sv.vip).c_str(), sv.port ? std::to_string(sv.port).c_str() : "*",
+                sv.proto == 6 ? "tcp" : "udp", lb_mode_name(static_cast<LbMode>(sv.mode)),
+                lb::algo_name(sv.pool.algo()),
+                sv.persist_tsc
+                    ? (", persistence " + std::to_string(sv.persist_tsc / rt.tsc_hz) + " s").c_str()
+                    : "");
+    for (size_t i = 0; i < sv.reals.size(); ++i) {
+      const lb::RealRt& r = sv.reals[i];
+      std::string health = "no check (up)";
+      if (r.slot != lb::kNoHealthSlot && rt.slots)
+        health = rt.slots[r.slot].up.load(std::memory_order_relaxed) ? "up" : "DOWN";
+      uint64_t active = 0;
+      for (size_t w = 0; w < nw && w < rt.workers.size(); ++w)
+        active += rt.workers[w].cursors[sv.id].active(static_cast<uint16_t>(i));
+      out += line("  %-15s port %-5s weight %-5u %-14s active flows %" PRIu64,
+                  format_ipv4(r.addr).c_str(), r.port ? std::to_string(r.port).c_str() : "=",
+                  r.weight, health.c_str(), active);
+    }
+  }
+  if (!s_.lb_stats) return out;
+  out += line("%-7s %10s %12s %12s %10s %10s %10s %10s %8s %12s %8s %8s", "worker", "flows",
+              "new_flows", "hits", "replies", "stateless", "handoffs", "table_full", "floods",
+              "expired", "icmp_nat", "echo");
+  for (size_t w = 0; w < nw && w < kMaxWorkers; ++w) {
+    const lb::LbWorkerCounters* c = s_.lb_stats->counters[w];
+    const lb::FlowTable* t = s_.lb_stats->tables[w];
+    if (!c || !t) continue;
+    out += line("%-7zu %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %10" PRIu64 " %10" PRIu64
+                " %10" PRIu64 " %10" PRIu64 " %8" PRIu64 " %12" PRIu64 " %8" PRIu64 " %8" PRIu64,
+                w, c->flows, c->new_flows, c->hits, c->replies, c->stateless, c->handoffs,
+                t->counters().insert_full, c->flood_windows, t->counters().expired,
+                c->icmp_translated, c->echo_replies);
+  }
   return out;
 }
 

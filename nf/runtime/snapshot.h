@@ -15,6 +15,7 @@
 #include "nf/core/stage.h"
 #include "nf/dhcp/pool.h"
 #include "nf/dns/engine.h"
+#include "nf/lb/service.h"
 #include "nf/neigh/adj_table.h"
 #include "nf/route/fib.h"
 
@@ -49,6 +50,7 @@ struct Snapshot {
   PortView ports[kMaxPorts]{};
   std::shared_ptr<const dhcp::View> dhcp;   // pools, when the dhcp stage is configured
   std::shared_ptr<const dns::Runtime> dns;  // zones and GSLB, when the dns stage is configured
+  std::shared_ptr<const lb::Runtime> lb;    // services, when the lb stage is configured
 };
 
 }  // namespace nf

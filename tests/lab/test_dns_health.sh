@@ -39,58 +39,16 @@ status_of() { grep -oE 'status: [A-Z]+' <<<"$1" | head -1 | awk '{print $2}'; }
 # Rows: target (the GSLB names sharing the probe, comma-separated), address, check, state, ...
 health_row() { nfctl show health | awk -v a="10.20.0.1$1" '$1 ~ /(^|,)www\.lab\.example\.(,|$)/ && $2 == a'; }
 
-http_pids() {  # the HTTP server(s) running in nfl-srv<i>
-  local p
-  for p in $(ip netns pids "nfl-srv$1" 2>/dev/null); do
-    tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q 'http.server 80' && echo "$p"
-  done
-}
-stop_http() {
-  local p
-  for p in $(http_pids "$1"); do kill -TERM "$p" 2>/dev/null; done
-  for _ in $(seq 50); do [ -z "$(http_pids "$1")" ] && return 0; sleep 0.1; done
-  for p in $(http_pids "$1"); do kill -KILL "$p" 2>/dev/null; done
-  sleep 0.2
-}
-start_http() {  # as tests/lab/lab (lab_servers) does, without our other open descriptors
-  local i=$1
-  [ -n "$(http_pids "$i")" ] && return 0
-  (
-    for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
-    ip netns exec "nfl-srv$i" setsid /usr/bin/python3 -m http.server 80 --bind "10.20.0.1$i" \
-      --directory "$RUN/www/srv$i" >"$RUN/http-srv$i.log" 2>&1 < /dev/null &
-  )
-  for _ in $(seq 50); do
-    ip netns exec "nfl-srv$i" bash -c "exec 3<>/dev/tcp/10.20.0.1$i/80" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "WARNING: the HTTP server in nfl-srv$i does not answer" >&2
-}
-restore() {
-  local i
-  for i in 1 2 3; do start_http "$i"; done
-}
-trap restore EXIT
+trap restore_http EXIT
 trap 'exit 130' INT TERM
 
-# poll <seconds> <command...>: true as soon as the command is; prints the time it took.
-poll() {
-  local limit=$1 start; start=$(date +%s%N); shift
-  while :; do
-    if "$@"; then WAITED=$(( ($(date +%s%N) - start) / 1000000 )); return 0; fi
-    [ $(( ($(date +%s%N) - start) / 1000000000 )) -ge "$limit" ] && break
-    sleep 0.25
-  done
-  WAITED=$(( ($(date +%s%N) - start) / 1000000 ))
-  return 1
-}
 www_is() { [ "$(www)" = "$1" ]; }
 backup_is() { [ "$(backup)" = "$1" ]; }
 state_is() { [[ "$(health_row "$1")" == *" $2 "* ]]; }
 all_up() { [ "$(nfctl show health | awk '$1 ~ /(^|,)www\.lab\.example\.(,|$)/' | grep -c ' UP ')" = 3 ]; }
 
 # ---- start from a healthy lab ------------------------------------------------------------------
-restore
+restore_http
 if poll 10 all_up && www_is "10.20.0.11 10.20.0.12 10.20.0.13"; then
   ok "start: the three HTTP servers are UP and in www"
 else
@@ -158,7 +116,7 @@ if [ -n "$alldown_before" ] && [ "${alldown_after:-0}" -gt "$alldown_before" ]; 
 else bad "nfctl show dns: gslb all down '$alldown_before' -> '$alldown_after'"; fi
 
 # ---- 5. all back ---------------------------------------------------------------------------------
-restore
+restore_http
 if poll $WAIT all_up; then ok "all restarted: nfctl show health has all three UP after ${WAITED} ms"
 else bad "not all UP"; nfctl show health | sed 's/^/      /'; fi
 if poll 4 backup_is 10.20.0.11; then ok "all restarted: backup is 10.20.0.11 again"

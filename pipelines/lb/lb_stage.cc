@@ -1,0 +1,628 @@
+#include "pipelines/lb/lb_stage.h"
+
+#include <rte_byteorder.h>
+#include <rte_mbuf.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "nf/health/monitor.h"
+#include "nf/lb/rewrite.h"
+#include "nf/lb/tcp_state.h"
+#include "nf/runtime/snapshot.h"
+
+namespace nf::lb {
+
+namespace {
+
+constexpr uint8_t kIcmp = 1;
+constexpr uint8_t kTcp = 6;
+constexpr uint8_t kUdp = 17;
+// FlowRecord::flags: the low bits are the stage's, the high nibble the flow's mode.
+constexpr uint8_t kFlagPortHeld = 1;  // a full NAT source port goes back when the flow ends
+constexpr uint8_t kFlagActive = 2;    // counted in its real's active flows (least_conn)
+constexpr int kModeShift = 4;
+
+PatProto pat_proto(uint8_t proto) {
+  return proto == kTcp ? PatProto::kTcp : PatProto::kUdp;
+}
+
+bool one_way(LbMode m) {
+  return m == LbMode::kDsr || m == LbMode::kIpip || m == LbMode::kDscp;
+}
+
+// One-key (DSR) records keep what their rewrite needs beyond the real in the unused second
+// key: the IP-in-IP outer source and the DSCP value.
+void stash(FlowRecord* r, uint32_t encap_src, uint8_t dscp) {
+  r->key[1].src = encap_src;
+  r->key[1].proto = dscp;
+}
+
+}  // namespace
+
+// What the per-packet code needs, read once from the headers.
+struct LbStage::Pkt {
+  FlowKey key;        // as on the wire (network order): the table's key
+  uint8_t* ip;        // IPv4 header
+  uint32_t len;       // IPv4 datagram length
+  uint8_t tcp_flags;  // 0 for UDP
+  uint32_t src, dst;  // host order
+  uint16_t sport, dport;
+};
+
+LbStage::LbStage(uint16_t worker, const StageEnv& env)
+    : worker_(worker), workers_(std::max<uint16_t>(env.workers, 1)) {
+  table_ = std::make_unique<FlowTable>(std::max<uint32_t>(env.lb_max_flows, 1024));
+  table_->set_release_hook(&LbStage::on_release, this);
+  if (env.lb_stats && worker < kMaxWorkers) {
+    env.lb_stats->counters[worker] = &c_;
+    env.lb_stats->tables[worker] = table_.get();
+  }
+}
+
+LbStage::~LbStage() = default;
+
+bool LbStage::real_up(const Runtime& rt, const RealRt& r) const {
+  if (r.slot == kNoHealthSlot || !rt.slots) return true;
+  return rt.slots[r.slot].up.load(std::memory_order_relaxed) != 0;
+}
+
+// The health of a service's reals as the scheduler wants it (one byte each), read from the
+// monitor's slots at most once per burst.
+const uint8_t* LbStage::up_of(const Runtime& rt, const ServiceRt& s) {
+  WorkerState& ws = rt.workers[worker_];
+  std::vector<uint8_t>& up = ws.up[s.id];
+  if (ws.up_burst[s.id] != burst_) {
+    ws.up_burst[s.id] = burst_;
+    for (size_t i = 0; i < s.reals.size(); ++i) up[i] = real_up(rt, s.reals[i]) ? 1 : 0;
+  }
+  return up.data();
+}
+
+// Counts new flows per one-second window; over the limit, the rest of the window is a flood.
+bool LbStage::flooding(const Runtime& rt, uint64_t now) {
+  if (now - window_start_ >= rt.tsc_hz) {
+    window_start_ = now;
+    window_new_ = 0;
+    flood_ = false;
+  }
+  if (++window_new_ > rt.syn_flood_rate && !flood_) {
+    flood_ = true;
+    c_.flood_windows++;
+  }
+  return flood_;
+}
+
+// Called by the table for every record it frees (expiry, erase): the flow's least-connection
+// count and full NAT port go back, if the flow was opened under the runtime in use.
+void LbStage::on_release(void* self, FlowRecord* r) {
+  auto* st = static_cast<LbStage*>(self);
+  const Runtime* rt = st->rt_;
+  if (!rt || r->key[0].kind != kFlowConn || r->aux != static_cast<uint32_t>(rt->generation) ||
+      r->service >= rt->services.size())
+    return;
+  WorkerState& ws = rt->workers[st->worker_];
+  if (r->flags & kFlagActive) ws.cursors[r->service].on_close(r->real);
+  if ((r->flags & kFlagPortHeld) && ws.ports) {
+    const ServiceRt& s = rt->services[r->service];
+    const uint32_t addr = rte_be_to_cpu_32(r->key[1].dst);
+    for (size_t i = 0; i < s.snat.size(); ++i)
+      if (s.snat[i] == addr)
+        ws.ports->pool(s.snat_idx[i], pat_proto(r->key[0].proto))
+            .release(rte_be_to_cpu_16(r->key[1].dport), st->now_);
+  }
+}
+
+void LbStage::process(Burst& in, const StageCtx& ctx, Emit& out) noexcept {
+  const Runtime* rt = ctx.snap->lb.get();
+  if (!rt) {
+    out.next_all(in);
+    return;
+  }
+  rt_ = rt;
+  ++burst_;
+  now_ = ctx.now_tsc;
+  Pkt pk[kMaxBurst];
+  rte_mbuf* cand[kMaxBurst];
+  FlowKey keys[kMaxBurst];
+  uint16_t nc = 0;
+  for (uint16_t i = 0; i < in.n; ++i) {
+    rte_mbuf* m = in.pkts[i];
+    const PacketMeta& md = meta(m);
+    if (md.parse == ParseStatus::kOk && md.ip_proto == kIcmp && md.l4_off) {
+      icmp(m, *rt, out);
+      continue;
+    }
+    if (md.parse != ParseStatus::kOk || (md.ip_proto != kTcp && md.ip_proto != kUdp)) {
+      out.next(m);
+      continue;
+    }
+    if (!md.l4_off) {  // a later fragment has no ports to find its flow by
+      if (rt->vips.is_vip(md.ip_dst))
+        out.drop(m, kFragment);
+      else
+        out.next(m);
+      continue;
+    }
+    // The L4 header must lie inside the datagram (not in Ethernet padding) before its ports
+    // and flags mean anything.
+    const uint32_t l4_len = static_cast<uint32_t>(md.l3_off + md.l3_len - md.l4_off);
+    if (l4_len < (md.ip_proto == kTcp ? 20u : 8u)) [[unlikely]] {
+      if (rt->vips.is_vip(md.ip_dst))
+        out.drop(m, kBadPacket);
+      else
+        out.next(m);
+      continue;
+    }
+    Pkt& p = pk[nc];
+    p.ip = rte_pktmbuf_mtod_offset(m, uint8_t*, md.l3_off);
+    p.len = md.l3_len;
+    const uint8_t* l4 = rte_pktmbuf_mtod_offset(m, const uint8_t*, md.l4_off);
+    p.key = FlowKey{};
+    std::memcpy(&p.key.src, p.ip + 12, 4);
+    std::memcpy(&p.key.dst, p.ip + 16, 4);
+    std::memcpy(&p.key.sport, l4, 2);
+    std::memcpy(&p.key.dport, l4 + 2, 2);
+    p.key.proto = md.ip_proto;
+    p.tcp_flags = md.ip_proto == kTcp ? l4[13] : 0;
+    p.src = rte_be_to_cpu_32(p.key.src);
+    p.dst = md.ip_dst;
+    p.sport = rte_be_to_cpu_16(p.key.sport);
+    p.dport = rte_be_to_cpu_16(p.key.dport);
+    keys[nc] = p.key;
+    cand[nc++] = m;
+  }
+  if (nc) {
+    Hit hits[kMaxBurst];
+    table_->lookup_bulk(keys, nc, now_, hits);
+    for (uint16_t i = 0; i < nc; ++i) handle(cand[i], pk[i], hits[i], *rt, now_, out);
+  }
+  // Dead flows leave a few per burst, so the table never fills up with them.
+  table_->sweep(now_, 16);
+  c_.flows = table_->size();
+}
+
+void LbStage::handle(rte_mbuf* m, Pkt& p, Hit h, const Runtime& rt, uint64_t now, Emit& out) {
+  // The burst was looked up at once; an earlier packet of it may have ended a flow (reset,
+  // port reuse) and a new flow may have taken its record. A hit counts only if the record
+  // still carries this packet's key; otherwise the table is asked again.
+  if (h.rec && (h.rec->nkeys <= h.dir || !(h.rec->key[h.dir] == p.key))) [[unlikely]]
+    h = table_->lookup(p.key, now);
+  FlowRecord* r = h.rec;
+  if (!r) {
+    const int sid = rt.vips.find(p.dst, p.key.proto, p.dport);
+    if (sid < 0) {
+      // A reply of a NAT flow another worker owns: from a real, to the client-side port.
+      if (workers_ > 1 && rt.nat_reals.contains(p.src) && p.dport % workers_ != worker_) {
+        c_.handoffs++;
+        out.handoff(m, static_cast<uint16_t>(p.dport % workers_));
+      } else {
+        out.next(m);
+      }
+      return;
+    }
+    if (workers_ > 1 && p.sport % workers_ != worker_) {
+      c_.handoffs++;
+      out.handoff(m, static_cast<uint16_t>(p.sport % workers_));
+      return;
+    }
+    new_flow(m, p, rt.services[static_cast<size_t>(sid)], rt, now, out);
+    return;
+  }
+  const LbMode mode = static_cast<LbMode>(r->flags >> kModeShift);
+  // A record opened under an older runtime keeps its real and rewrite (all in the record);
+  // only what refers to the service by index is skipped for it.
+  const bool current =
+      r->aux == static_cast<uint32_t>(rt.generation) && r->service < rt.services.size();
+  if (p.key.proto == kTcp) {
+    const TcpState was = tcp_state_of(r->tcp_state);
+    if (h.dir == 0 &&
+        (p.tcp_flags & (tcpflag::kSyn | tcpflag::kAck | tcpflag::kRst)) == tcpflag::kSyn &&
+        (was == TcpState::kTimeWait || was == TcpState::kClose ||
+         (one_way(mode) && was == TcpState::kFinWait))) {
+      // A new connection on the tuple of one that has ended (the client reused its port): it
+      // is scheduled afresh, as IPVS does (is_new_conn_expected), so it never lands on a real
+      // that has since gone down or been drained. A SYN inside a live connection does not
+      // move it (RFC 5961: that is how blind resets and injections look).
+      table_->erase(r);
+      const int sid = rt.vips.find(p.dst, p.key.proto, p.dport);
+      if (sid >= 0)
+        new_flow(m, p, rt.services[static_cast<size_t>(sid)], rt, now, out);
+      else
+        out.next(m);
+      return;
+    }
+    const TcpStep st = tcp_step(r->tcp_state, p.tcp_flags, h.dir, one_way(mode));
+    r->tcp_state = st.next;
+    const TcpState now_st = tcp_state_of(st.next);
+    if ((r->flags & kFlagActive) && now_st != TcpState::kEstablished &&
+        now_st != TcpState::kSynSent && now_st != TcpState::kSynRecv && now_st != TcpState::kNone) {
+      // Closing: no longer an active flow for least_conn (IPVS counts these as inactive).
+      r->flags = static_cast<uint8_t>(r->flags & ~kFlagActive);
+      if (current) rt.workers[worker_].cursors[r->service].on_close(r->real);
+    }
+    const uint64_t t = rt.timeouts.for_tcp(st.next);
+    if (st.refresh)
+      table_->touch(r, now, t);
+    else
+      table_->limit(r, now, t);
+  } else {
+    table_->touch(r, now, rt.timeouts.udp);
+  }
+  r->packets++;
+  if (h.dir == 0) {
+    c_.hits++;
+    if (current) {
+      const ServiceRt& s = rt.services[r->service];
+      if (s.on_down == LbOnDown::kReset && r->real < s.reals.size() &&
+          !real_up(rt, s.reals[r->real])) {
+        table_->erase(r);
+        out.drop(m, kRealDown);
+        return;
+      }
+    }
+    Target t{};
+    t.mode = mode;
+    t.real = r->nat_addr;
+    t.port = r->nat_port;
+    if (mode == LbMode::kFullNat) {
+      t.snat = rte_be_to_cpu_32(r->key[1].dst);
+      t.snat_port = rte_be_to_cpu_16(r->key[1].dport);
+    } else if (one_way(mode)) {
+      t.encap_src = r->key[1].src;
+      t.dscp = r->key[1].proto;
+    }
+    if (current) t.mss = rt.services[r->service].mss_clamp;
+    forward(m, p, t, out);
+    return;
+  }
+  // The reply of a NAT or full NAT flow: the client sees the VIP answer.
+  c_.replies++;
+  PacketMeta& md = meta(m);
+  RewriteStatus s =
+      nat_src(p.ip, p.len, rte_be_to_cpu_32(r->key[0].dst), rte_be_to_cpu_16(r->key[0].dport));
+  if (s == RewriteStatus::kOk && mode == LbMode::kFullNat) {
+    s = nat_dst(p.ip, p.len, rte_be_to_cpu_32(r->key[0].src), rte_be_to_cpu_16(r->key[0].sport));
+    md.ip_dst = rte_be_to_cpu_32(r->key[0].src);
+  }
+  if (s != RewriteStatus::kOk) {
+    out.drop(m, kBadPacket);
+    return;
+  }
+  out.next(m);
+}
+
+void LbStage::new_flow(rte_mbuf* m, Pkt& p, const ServiceRt& s, const Runtime& rt, uint64_t now,
+                       Emit& out) {
+  const bool dsr = one_way(s.mode);
+  const uint8_t* up = up_of(rt, s);
+  const uint64_t fh = FlowTable::hash(p.key);
+  const uint64_t sh = hash_source_v4(p.src);
+  auto target_of = [&](uint16_t idx) {
+    const RealRt& real = s.reals[idx];
+    Target t{};
+    t.mode = s.mode;
+    t.real = real.addr;
+    t.port = real.port ? real.port : p.dport;
+    t.encap_src = real.encap_src;
+    t.dscp = s.dscp;
+    t.mss = s.mss_clamp;
+    return t;
+  };
+  // DSR without a table entry: where the pool's Maglev table puts the flow (for the
+  // consistent schedulers, the real a stateful choice would have kept too).
+  auto stateless = [&]() {
+    const uint16_t idx = s.pool.stateless(up, fh, sh);
+    if (idx == kNone) {
+      out.drop(m, kNoReal);
+      return;
+    }
+    c_.stateless++;
+    forward(m, p, target_of(idx), out);
+  };
+  if (p.key.proto == kTcp &&
+      (p.tcp_flags & (tcpflag::kSyn | tcpflag::kAck | tcpflag::kRst)) != tcpflag::kSyn) {
+    // Not the start of a connection. DSR: the reals hold the connection state, so a flow nf
+    // forgot (table full earlier, a restart) continues where the hash puts it. NAT: without
+    // the translation the real would only answer with a reset.
+    if (dsr)
+      stateless();
+    else
+      out.drop(m, kNoFlow);
+    return;
+  }
+  const bool flood = flooding(rt, now);
+  if (flood || table_->size() >= table_->capacity()) {
+    if (dsr)
+      stateless();
+    else
+      out.drop(m, flood ? kFlood : kTableFull);
+    return;
+  }
+  WorkerState& ws = rt.workers[worker_];
+  const uint32_t gen = static_cast<uint32_t>(rt.generation);
+  // Persistence: this client's real, while it is up and not drained.
+  uint16_t idx = kNone;
+  FlowRecord* persist = nullptr;
+  const FlowKey pkey = FlowKey::persist(p.key.src, s.id);
+  if (s.persist_tsc) {
+    const Hit ph = table_->lookup(pkey, now);
+    if (ph.rec && ph.rec->aux == gen && ph.rec->real < s.reals.size() && up[ph.rec->real] &&
+        s.reals[ph.rec->real].weight) {
+      idx = ph.rec->real;
+      persist = ph.rec;
+    }
+  }
+  if (idx == kNone) idx = pick(s.pool, ws.cursors[s.id], {up, s.reals.size()}, fh, sh);
+  if (idx == kNone) {
+    out.drop(m, kNoReal);
+    return;
+  }
+  Target t = target_of(idx);
+  FlowKey k1{};
+  const FlowKey* k1p = nullptr;
+  uint16_t pool_idx = 0;
+  const uint64_t timeout = p.key.proto == kTcp ? rt.timeouts.for_tcp(0) : rt.timeouts.udp;
+  FlowRecord* r = nullptr;
+  bool existed = false;
+  if (s.mode == LbMode::kNat) {
+    k1 = FlowKey::conn(rte_cpu_to_be_32(t.real), p.key.src, rte_cpu_to_be_16(t.port), p.key.sport,
+                       p.key.proto);
+    k1p = &k1;
+    r = table_->insert(p.key, k1p, now, timeout, &existed);
+  } else if (s.mode == LbMode::kFullNat) {
+    // A source address by flow hash, then a port of this worker's share; a port still held
+    // by a flow of an earlier configuration is refused by the table, so try a few.
+    const size_t a = fh % s.snat.size();
+    pool_idx = s.snat_idx[a];
+    PortPool& pool = ws.ports->pool(pool_idx, pat_proto(p.key.proto));
+    for (int attempt = 0; attempt < 4 && !r; ++attempt) {
+      const uint16_t port = pool.alloc(now);
+      if (port == 0) {
+        out.drop(m, kPortExhausted);
+        return;
+      }
+      t.snat = s.snat[a];
+      t.snat_port = port;
+      k1 = FlowKey::conn(rte_cpu_to_be_32(t.real), rte_cpu_to_be_32(t.snat),
+                         rte_cpu_to_be_16(t.port), rte_cpu_to_be_16(port), p.key.proto);
+      r = table_->insert(p.key, &k1, now, timeout, &existed);
+      if (!r || existed) pool.release(port, now);
+      if (!r && table_->size() >= table_->capacity()) break;
+    }
+  } else {
+    r = table_->insert(p.key, nullptr, now, timeout, &existed);
+  }
+  if (r && existed) {
+    // Two packets of one new flow in a burst: the first created it.
+    handle(m, p, Hit{r, 0}, rt, now, out);
+    return;
+  }
+  if (!r) {
+    if (dsr)
+      stateless();
+    else
+      out.drop(m, kTableFull);
+    return;
+  }
+  r->nat_addr = t.real;
+  r->nat_port = t.port;
+  r->service = s.id;
+  r->real = idx;
+  r->aux = gen;
+  r->flags = static_cast<uint8_t>((static_cast<uint8_t>(s.mode) << kModeShift) | kFlagActive |
+                                  (s.mode == LbMode::kFullNat ? kFlagPortHeld : 0));
+  if (dsr) stash(r, t.encap_src, t.dscp);
+  if (p.key.proto == kTcp) r->tcp_state = tcp_step(0, p.tcp_flags, 0, dsr).next;
+  r->packets = 1;
+  ws.cursors[s.id].on_open(idx);
+  c_.new_flows++;
+  if (s.persist_tsc) {
+    if (persist) {
+      table_->touch(persist, now, s.persist_tsc);
+    } else if (FlowRecord* q = table_->insert(pkey, nullptr, now, s.persist_tsc)) {
+      q->real = idx;
+      q->service = s.id;
+      q->aux = gen;
+    }
+  }
+  forward(m, p, t, out);
+}
+
+// The rewrite of a client's packet for the flow's mode; ip4_forward routes it afterwards.
+void LbStage::forward(rte_mbuf* m, Pkt& p, const Target& t, Emit& out) {
+  PacketMeta& md = meta(m);
+  RewriteStatus st = RewriteStatus::kOk;
+  if (t.mss && p.key.proto == kTcp && (p.tcp_flags & tcpflag::kSyn))
+    clamp_mss(rte_pktmbuf_mtod_offset(m, uint8_t*, md.l4_off),
+              static_cast<uint32_t>(md.l3_off + md.l3_len - md.l4_off), t.mss);
+  switch (t.mode) {
+    case LbMode::kNat:
+      st = nat_dst(p.ip, p.len, t.real, t.port);
+      md.ip_dst = t.real;
+      break;
+    case LbMode::kFullNat:
+      st = nat_dst(p.ip, p.len, t.real, t.port);
+      if (st == RewriteStatus::kOk) st = nat_src(p.ip, p.len, t.snat, t.snat_port);
+      md.ip_dst = t.real;
+      break;
+    case LbMode::kDsr:
+      md.ip_dst = t.real;
+      md.flags |= meta_flags::kRouteByMeta;
+      break;
+    case LbMode::kDscp:
+      st = nat_dst(p.ip, p.len, t.real, p.dport);
+      if (st == RewriteStatus::kOk) set_dscp(p.ip, t.dscp);
+      md.ip_dst = t.real;
+      break;
+    case LbMode::kIpip: {
+      const uint16_t l2 = md.l3_off;
+      auto* front = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, 20));
+      if (!front) {
+        out.drop(m, kNoHeadroom);
+        return;
+      }
+      std::memmove(front, front + 20, l2);  // the Ethernet header moves to the new front
+      IpipOuter o;
+      o.src = t.encap_src;
+      o.dst = t.real;
+      o.id = ipid_++;
+      if (encap_ipip(front + l2, p.len, o) == 0) {
+        rte_pktmbuf_adj(m, 20);
+        std::memmove(rte_pktmbuf_mtod(m, uint8_t*), front, l2);
+        out.drop(m, kBadPacket);
+        return;
+      }
+      md.l3_len = static_cast<uint16_t>(md.l3_len + 20);
+      md.l4_off = static_cast<uint16_t>(l2 + 20);
+      md.ip_proto = 4;
+      md.ip_dst = t.real;
+      break;
+    }
+  }
+  if (st != RewriteStatus::kOk) {
+    out.drop(m, kBadPacket);
+    return;
+  }
+  out.next(m);
+}
+
+// ICMP: echo requests to a VIP are answered here (a VIP answers ping like an address of nf);
+// errors about a translated flow (RFC 5508 4, RFC 792) are translated like the flow's own
+// packets, so path MTU discovery and port unreachables work across every mode. Everything else
+// ICMP continues to routing.
+void LbStage::icmp(rte_mbuf* m, const Runtime& rt, Emit& out) {
+  PacketMeta& md = meta(m);
+  auto* ip = rte_pktmbuf_mtod_offset(m, uint8_t*, md.l3_off);
+  if (md.l3_off + md.l3_len <= md.l4_off) {  // no ICMP byte inside the datagram
+    out.next(m);
+    return;
+  }
+  const uint8_t type = *rte_pktmbuf_mtod_offset(m, const uint8_t*, md.l4_off);
+  if (type == 8 && rt.vips.is_vip(md.ip_dst)) {
+    // The whole 8-byte echo header must be in the datagram (not in Ethernet padding), as
+    // hosts require before they answer.
+    if (md.l2 != L2Class::kUnicast || (md.flags & meta_flags::kFragment) ||
+        md.l3_off + md.l3_len < md.l4_off + 8) {
+      out.next(m);  // routing decides (and drops what it must)
+      return;
+    }
+    auto* icmp = rte_pktmbuf_mtod_offset(m, uint8_t*, md.l4_off);
+    // Type 8 -> 0: the checksum word (type, code) changes by 0x0800 (RFC 1624 update).
+    uint16_t ck;
+    std::memcpy(&ck, icmp + 2, 2);
+    ck = csum::replace16(ck, rte_cpu_to_be_16(0x0800), 0);
+    icmp[0] = 0;
+    std::memcpy(icmp + 2, &ck, 2);
+    uint32_t a, b;
+    std::memcpy(&a, ip + 12, 4);
+    std::memcpy(&b, ip + 16, 4);
+    std::memcpy(ip + 12, &b, 4);
+    std::memcpy(ip + 16, &a, 4);  // swapping addresses leaves the header checksum as it is
+    auto* eth = rte_pktmbuf_mtod(m, uint8_t*);
+    uint8_t mac[6];
+    std::memcpy(mac, eth, 6);
+    std::memcpy(eth, eth + 6, 6);
+    std::memcpy(eth + 6, mac, 6);
+    c_.echo_replies++;
+    out.reply(m);
+    return;
+  }
+  if (type != 3 && type != 11 && type != 12) {
+    out.next(m);
+    return;
+  }
+  IcmpErrorInfo e;
+  if (parse_icmp_error(ip, md.l3_len, e) != RewriteStatus::kOk ||
+      (e.proto != kTcp && e.proto != kUdp)) {
+    out.next(m);
+    return;
+  }
+  // The quoted datagram is one nf sent; its reverse is how the flow knows that direction.
+  const FlowKey rev = FlowKey::conn(rte_cpu_to_be_32(e.dst), rte_cpu_to_be_32(e.src),
+                                    rte_cpu_to_be_16(e.dport), rte_cpu_to_be_16(e.sport), e.proto);
+  const Hit h = table_->lookup(rev, now_);
+  if (!h.rec) {
+    // Owned elsewhere? The client-side port: the quoted destination port when nf sent the
+    // quoted packet to the client (from a VIP), else its source port.
+    const uint16_t cport = rt.vips.is_vip(e.src) ? e.dport : e.sport;
+    const bool ours = rt.vips.is_vip(e.src) || rt.nat_reals.contains(e.dst);
+    if (workers_ > 1 && ours && cport % workers_ != worker_) {
+      c_.handoffs++;
+      out.handoff(m, static_cast<uint16_t>(cport % workers_));
+    } else {
+      out.next(m);
+    }
+    return;
+  }
+  const FlowRecord& r = *h.rec;
+  const LbMode mode = static_cast<LbMode>(r.flags >> kModeShift);
+  const uint32_t vip = rte_be_to_cpu_32(r.key[0].dst);
+  const uint16_t vport = rte_be_to_cpu_16(r.key[0].dport);
+  const uint32_t client = rte_be_to_cpu_32(r.key[0].src);
+  const uint16_t cport = rte_be_to_cpu_16(r.key[0].sport);
+  IcmpErrorNat to{e.outer_src, e.outer_dst, e.src, e.dst, e.sport, e.dport};
+  if (h.dir == 1) {
+    // From the reals' side, about a packet nf forwarded to a real: back to the client, as if
+    // the VIP had sent it about the client's own packet.
+    to.outer_src = vip;
+    to.dst = vip;
+    to.dport = vport;
+    if (mode == LbMode::kFullNat) {
+      to.outer_dst = client;
+      to.src = client;
+      to.sport = cport;
+    }
+    md.ip_dst = to.outer_dst;
+  } else {
+    // From the client's side, about a reply the client got from the VIP: to the real, about
+    // the packet the real sent.
+    const uint32_t real = r.nat_addr;
+    if (mode == LbMode::kNat || mode == LbMode::kFullNat) {
+      to.outer_dst = real;
+      to.src = real;
+      to.sport = r.nat_port;
+      if (mode == LbMode::kFullNat) {
+        to.outer_src = rte_be_to_cpu_32(r.key[1].dst);
+        to.dst = to.outer_src;
+        to.dport = rte_be_to_cpu_16(r.key[1].dport);
+      }
+      md.ip_dst = real;
+    } else {
+      // DSR modes: the real sent the quoted reply from the VIP itself; forward the error
+      // unchanged the way the flow's packets go.
+      Target t{};
+      t.mode = mode;
+      t.real = real;
+      t.port = r.nat_port;
+      t.encap_src = r.key[1].src;
+      t.dscp = r.key[1].proto;
+      Pkt p{};
+      p.ip = ip;
+      p.len = md.l3_len;
+      p.dport = 0;
+      if (mode == LbMode::kDscp) {
+        // the outer destination becomes the real; the quoted packet stays what the real sent
+        to.outer_dst = real;
+        if (rewrite_icmp_error(ip, md.l3_len, to) != RewriteStatus::kOk) {
+          out.drop(m, kBadPacket);
+          return;
+        }
+        set_dscp(ip, t.dscp);
+        md.ip_dst = real;
+        out.next(m);
+        return;
+      }
+      forward(m, p, t, out);
+      return;
+    }
+  }
+  if (rewrite_icmp_error(ip, md.l3_len, to) != RewriteStatus::kOk) {
+    out.drop(m, kBadPacket);
+    return;
+  }
+  c_.icmp_translated++;
+  out.next(m);
+}
+
+}  // namespace nf::lb
