@@ -34,7 +34,7 @@ enum class LbScheduler : uint8_t {
 // What happens to the flows of a real its health check takes down.
 enum class LbOnDown : uint8_t {
   kKeep,   // they stay (a server that fails its check may still finish them)
-  kReset,  // the next packet of a TCP flow is answered with a RST and the flow is dropped
+  kReset,  // the next packet of the flow is dropped and the flow forgotten (no RST sent yet)
 };
 
 const char* lb_mode_name(LbMode m);

@@ -257,6 +257,7 @@ void LbStage::handle(rte_mbuf* m, Pkt& p, Hit h, const Runtime& rt, uint64_t now
       if (s.on_down == LbOnDown::kReset && r->real < s.reals.size() &&
           !real_up(rt, s.reals[r->real])) {
         table_->erase(r);
+        c_.resets++;
         out.drop(m, kRealDown);
         return;
       }
@@ -513,6 +514,15 @@ void LbStage::icmp(rte_mbuf* m, const Runtime& rt, Emit& out) {
     std::memcpy(&ck, icmp + 2, 2);
     ck = csum::replace16(ck, rte_cpu_to_be_16(0x0800), 0);
     icmp[0] = 0;
+    if (ck == 0) {
+      // 0x0000 is right for a message whose other words sum to 0xffff, but an all-zero
+      // message (identifier, sequence and data 0) must carry 0xffff: the incremental
+      // update cannot tell the two apart, the bytes can.
+      const uint32_t n = static_cast<uint32_t>(md.l3_off + md.l3_len - md.l4_off);
+      bool zero = true;
+      for (uint32_t i = 4; i < n && zero; ++i) zero = icmp[i] == 0;
+      if (zero) ck = 0xffff;
+    }
     std::memcpy(icmp + 2, &ck, 2);
     uint32_t a, b;
     std::memcpy(&a, ip + 12, 4);

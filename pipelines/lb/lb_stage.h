@@ -17,8 +17,9 @@
 //                     directly.
 //          Rewritten packets continue to ip4_forward, which routes them (TTL, MAC, MTU).
 // Edges:   next (rewritten, or not a service's: routed as usual); handoff (another worker
-//          owns the flow: see below); reply (TCP RST to a client whose real went down, with
-//          on_real_down = reset); drop.
+//          owns the flow: see below); reply (ICMP echo replies from a VIP); drop (with
+//          on_real_down = reset, the next packet of a flow whose real went down is dropped and
+//          the flow forgotten; no RST is sent to either side yet).
 // State:   per worker: the flow table (nf/lb/flow_table.h; capacity lb.max_flows), the new-flow
 //          rate window of the flood guard, counters. Per worker but built with the snapshot
 //          (so a reload allocates nothing here): scheduler cursors and full-NAT port pools
@@ -56,7 +57,7 @@ struct alignas(64) LbWorkerCounters {
   uint64_t stateless;  // placed without a table entry (DSR under pressure, non-SYN DSR misses)
   uint64_t hits;
   uint64_t replies;  // reverse-direction hits (nat, fullnat)
-  uint64_t resets;   // RSTs sent for flows of reals that went down
+  uint64_t resets;   // flows forgotten because their real went down (on_real_down = reset)
   uint64_t handoffs;
   uint64_t flows;            // table size after the last burst
   uint64_t flood_windows;    // seconds in which the new-flow rate was over the limit

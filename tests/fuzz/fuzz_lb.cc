@@ -15,7 +15,11 @@
 //                   TCP flags bytes[0], payload the rest;
 //                2: a TCP/UDP/other datagram from fields (build() below), checksums right
 //                   unless op bit 7 (then the L4 checksum is wrong on purpose);
-//                3: a raw frame, parsed as it is.
+//                3: ICMP: with bytes[0] bit 7 (or nothing passed on yet) an echo request
+//                   (reply with bit 0) between two addresses of the dictionary; else an
+//                   error (type by bytes[0]) from the receiver of the last packet lb passed
+//                   on back to its sender, quoting bytes[2] % 64 bytes of it, or (bit 6)
+//                   from its client about the reply that client got from the VIP.
 //   op bit 3   the burst ends after this frame (also at 32 frames per worker)
 //   op bits 4-6  clock advance before the frame, ms: 0 1 7 100 999 1000 5000 60000
 //
@@ -28,8 +32,8 @@
 //     poisoned (ASan), as is everything past the block;
 //   - what lb passes on is an IPv4 datagram inside the frame with a valid header checksum
 //     (IP-in-IP: outer and inner), whose routing key PacketMeta::ip_dst equals the header's
-//     destination unless kRouteByMeta says otherwise; a TCP/UDP checksum that was right (or a
-//     UDP zero) before the stage is right (or zero) after it;
+//     destination unless kRouteByMeta says otherwise; a TCP/UDP/ICMP checksum that was right
+//     (or a UDP zero) before the stage is right (or zero) after it; the same for echo replies;
 //   - after the input, all flows expire: the tables empty, every full NAT port returns to its
 //     pool and every least-connection count returns to zero.
 #include <sanitizer/asan_interface.h>
@@ -241,14 +245,22 @@ std::vector<uint8_t> reply(const Last& l, const uint8_t* d, size_t n) {
   return f;
 }
 
-// Whether the datagram's TCP/UDP checksum is what a sender computes (UDP zero: "none").
+// Whether the datagram's TCP/UDP/ICMP checksum is what a sender computes (UDP zero: "none").
 enum class L4 : uint8_t { kNotChecked, kRight, kZero, kWrong };
 L4 l4_state(const uint8_t* ip, uint32_t len) {
   if (len < 20) return L4::kNotChecked;
   const uint32_t hl = (ip[0] & 0xfu) * 4u;
   const uint8_t proto = ip[9];
-  if ((proto != 6 && proto != 17) || (rd16(ip + 6) & 0x3fff) != 0 || rd16(ip + 2) != len)
+  if ((proto != 1 && proto != 6 && proto != 17) || (rd16(ip + 6) & 0x3fff) != 0 ||
+      rd16(ip + 2) != len)
     return L4::kNotChecked;
+  if (proto == 1) {
+    if (hl < 20 || hl + 4 > len) return L4::kNotChecked;
+    std::vector<uint8_t> msg(ip + hl, ip + len);
+    const uint16_t stored = rd16(&msg[2]);
+    msg[2] = msg[3] = 0;
+    return stored == test::fold_not(test::sum16(msg.data(), msg.size())) ? L4::kRight : L4::kWrong;
+  }
   if (hl < 20 || hl + (proto == 6 ? 20u : 8u) > len) return L4::kNotChecked;
   const uint16_t stored = test::stored_l4_cksum(ip);
   if (proto == 17 && stored == 0) return L4::kZero;
@@ -275,7 +287,43 @@ void check_conserved(const test::LbRig::Result& r) {
   if (!r.conserved()) fail("lb: packets not conserved");
 }
 
-void check_next(Pkt& p, Last& last) {
+// Kind 3: an echo, or an ICMP error about the last packet lb passed on.
+std::vector<uint8_t> icmp(const Last& l, const uint8_t* d, size_t n) {
+  const uint8_t c = at(d, n, 0);
+  if ((c & 0x80) || !l.valid)
+    return test::icmp_echo_frame(
+        kAddrs[at(d, n, 1) % std::size(kAddrs)], kAddrs[at(d, n, 2) % std::size(kAddrs)],
+        (c & 1) ? 0 : 8, static_cast<uint16_t>(at(d, n, 3) << 8 | at(d, n, 4)), 1, at(d, n, 5));
+  static constexpr uint8_t kTypes[] = {3, 11, 12, 4, 5};
+  test::L4Spec q;
+  q.proto = l.proto;
+  q.flags = lb::tcpflag::kAck;
+  q.payload = at(d, n, 3);
+  uint32_t osrc, odst;
+  if (c & 0x40) {  // the client, about the reply it got from the VIP
+    q.src = l.cdst;
+    q.dst = l.csrc;
+    q.sport = l.cdport;
+    q.dport = l.csport;
+    osrc = l.csrc;
+    odst = l.cdst;
+  } else {  // the receiver of what lb sent, back to its sender
+    q.src = l.src;
+    q.dst = l.dst;
+    q.sport = l.sport;
+    q.dport = l.dport;
+    osrc = l.dst;
+    odst = l.src;
+  }
+  const std::vector<uint8_t> quoted = test::l4_frame(q);
+  const size_t quote = std::min<size_t>(at(d, n, 2) % 64, quoted.size() - 14);
+  return test::icmp_error_frame(osrc, odst, kTypes[c % std::size(kTypes)], at(d, n, 1),
+                                static_cast<uint16_t>(at(d, n, 6) << 8 | at(d, n, 7)), quoted,
+                                quote);
+}
+
+// A packet lb passed on (next) or sent back (reply).
+void check_out(Pkt& p, Last& last, bool next) {
   rte_mbuf* m = p.mb->mbuf();
   const PacketMeta& md = meta(m);
   if (md.parse != ParseStatus::kOk) fail("lb passed on a packet that did not parse");
@@ -285,7 +333,8 @@ void check_next(Pkt& p, Last& last) {
   const uint8_t* ip = rte_pktmbuf_mtod_offset(m, const uint8_t*, md.l3_off);
   if (!header_ok(ip, md.l3_len)) fail("IPv4 header checksum broken");
   const bool by_meta = md.flags & meta_flags::kRouteByMeta;
-  if (!by_meta && md.ip_dst != rd32(ip + 16)) fail("ip_dst is not the header's destination");
+  if (next && !by_meta && md.ip_dst != rd32(ip + 16))
+    fail("ip_dst is not the header's destination");
   const uint8_t* inner = ip;
   uint32_t ilen = md.l3_len;
   if (md.ip_proto == 4 && p.proto != 4) {  // encapsulated here: the datagram is inside
@@ -296,7 +345,7 @@ void check_next(Pkt& p, Last& last) {
   const L4 after = l4_state(inner, ilen);
   if (p.before == L4::kRight && after != L4::kRight) fail("a right L4 checksum went wrong");
   if (p.before == L4::kZero && after != L4::kZero) fail("a zero UDP checksum was filled in");
-  if (inner[9] == 6 || inner[9] == 17) {
+  if (next && (inner[9] == 6 || inner[9] == 17)) {
     const uint32_t hl = (inner[0] & 0xfu) * 4u;
     if (hl + 4 <= ilen && (rd16(inner + 6) & 0x1fff) == 0) {
       last.valid = true;
@@ -347,7 +396,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     for (rte_mbuf* m : res.next)
       for (size_t i : idx)
-        if (pkts[i].mb->mbuf() == m) check_next(pkts[i], last);
+        if (pkts[i].mb->mbuf() == m) check_out(pkts[i], last, true);
+    for (rte_mbuf* m : res.tx)
+      for (size_t i : idx)
+        if (pkts[i].mb->mbuf() == m) check_out(pkts[i], last, false);
     return handed;
   };
 
@@ -427,7 +479,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         f = build(d, len, op & 0x80);
         break;
       default:
-        f.assign(d, d + len);
+        f = icmp(last, d, len);
         break;
     }
     if (f.size() > 1514) f.resize(1514);

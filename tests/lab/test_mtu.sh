@@ -52,7 +52,7 @@ ip netns list | grep -qw nfl-srv1 || die "namespace nfl-srv1 is missing: is the 
 nfctl ping >/dev/null 2>&1 || die "nf does not answer nfctl ping: is the lab up?"
 
 CONF=$WORK/mtu1000.conf
-awk '{ print } /addresses = \[ "10\.20\.0\.1\/24" \];/ { print "    mtu = 1000;"; n++ } END { exit n != 1 }' \
+awk '{ print } /addresses = \[ "10\.20\.0\.1\/24"/ { print "    mtu = 1000;"; n++ } END { exit n != 1 }' \
   "$LAB_CONF" >"$CONF" || die "cannot find port srv's addresses line in $LAB_CONF"
 nfctl check "$CONF" >/dev/null || die "nfctl check $CONF failed"
 trap restore EXIT

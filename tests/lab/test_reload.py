@@ -119,11 +119,11 @@ def main():
             confs.append((p, gw))
 
         overlap = os.path.join(work, "bad-overlap.conf")
-        srv_line = '    addresses = [ "10.20.0.1/24" ];'
+        srv_line = '    addresses = [ "10.20.0.1/24", "10.20.0.2/24" ];'
         if lab.count(srv_line) != 1:
             die(f"cannot find the srv addresses line {srv_line!r} in {LAB_CONF}")
         with open(overlap, "w") as f:
-            f.write(lab.replace(srv_line, '    addresses = [ "10.20.0.1/24",\n                  "10.0.0.1/8" ];'))
+            f.write(lab.replace(srv_line, '    addresses = [ "10.20.0.1/24", "10.20.0.2/24",\n                  "10.0.0.1/8" ];'))
         syntax = os.path.join(work, "bad-syntax.conf")
         lines = lab.splitlines(keepends=True)
         lines.insert(20, "  this is not libconfig\n")  # becomes line 21

@@ -1495,5 +1495,20 @@ TEST_F(LbStageTest, IcmpShorterThanItsHeaderIsNotAnswered) {
   EXPECT_EQ(stage().counters().echo_replies, 0u);
 }
 
+// An echo request whose identifier, sequence number and data are all zero: the reply's ICMP
+// message is all zero words, whose only valid checksum is 0xffff (RFC 1071: the complement of
+// +0). RFC 1624 eqn. 3 applied to the type change yields 0x0000 here (x + ~x is -0, not +0),
+// which every receiver's check (the sum must fold to 0xffff) rejects.
+TEST_F(LbStageTest, EchoReplyToAnAllZeroRequestHasAValidChecksum) {
+  make();
+  const Result r = go(rig, 0, icmp_echo_frame(kClient, kVipNat, 8, 0, 0, 0));
+  ASSERT_EQ(r.tx.size(), 1u);
+  std::vector<uint8_t> want = icmp_echo_frame(kVipNat, kClient, 0, 0, 0, 0);
+  std::memcpy(want.data(), kHostMac.b.data(), 6);
+  std::memcpy(want.data() + 6, kPortMac.b.data(), 6);
+  EXPECT_EQ(rd16(&want[14 + 20 + 2]), 0xffff);
+  EXPECT_EQ(hex(frame_of(r.tx[0])), hex(want));
+}
+
 }  // namespace
 }  // namespace nf::test
