@@ -132,8 +132,9 @@ FlowTable::~FlowTable() {
 }
 
 uint32_t FlowTable::find(const FlowKey& k, const Where& w) const {
+  // An entry away from its primary bucket is counted in the primary's spill.
   const Bucket* bs[2] = {&buckets_[w.b1], &buckets_[w.b2]};
-  const int nb = w.b1 == w.b2 ? 1 : 2;
+  const int nb = w.b1 == w.b2 || bs[0]->spill == 0 ? 1 : 2;
   for (int i = 0; i < nb; ++i) {
     for (unsigned m = match(*bs[i], w.sig); m; m &= m - 1) {
       const uint32_t ref = bs[i]->ref[__builtin_ctz(m)];
@@ -149,9 +150,9 @@ bool FlowTable::index_add(const Where& w, uint32_t ref) {
   const unsigned f2 = w.b2 == w.b1 ? 0 : match(buckets_[w.b2], 0);
   uint32_t b = 0;
   unsigned slot = 0;
-  // The emptier bucket (ties to the primary): keeps both under the same load, so
-  // displacements start late.
-  if (f1 && __builtin_popcount(f1) >= __builtin_popcount(f2)) {
+  // The primary bucket while it has room: a lookup reads the other bucket only when the
+  // primary has spilled, so most lookups cost one bucket line, not two.
+  if (f1) {
     b = w.b1;
     slot = __builtin_ctz(f1);
   } else if (f2) {
@@ -160,10 +161,25 @@ bool FlowTable::index_add(const Where& w, uint32_t ref) {
   } else if (!make_room(w, b, slot)) {
     return false;
   }
-  buckets_[b].sig[slot] = w.sig;
-  buckets_[b].ref[slot] = ref;
+  place(b, slot, w.sig, ref, b != w.b1, w.b1);
   ++index_used_;
   return true;
+}
+
+// Puts an entry into a free slot; `away` when b is not the entry's primary bucket, which
+// then counts it in its spill.
+inline void FlowTable::place(uint32_t b, unsigned slot, uint16_t sig, uint32_t ref, bool away,
+                             uint32_t primary) {
+  Bucket& bk = buckets_[b];
+  bk.sig[slot] = sig;
+  bk.ref[slot] = ref;
+  const auto bit = static_cast<uint8_t>(1u << slot);
+  if (away) {
+    bk.away |= bit;
+    ++buckets_[primary].spill;
+  } else {
+    bk.away &= static_cast<uint8_t>(~bit);
+  }
 }
 
 // Breadth-first search for a chain of moves from a full candidate bucket to a free slot,
@@ -201,12 +217,16 @@ bool FlowTable::make_room(const Where& w, uint32_t& bucket, unsigned& slot) {
         int src = static_cast<int>(head);
         unsigned src_s = s;
         for (;;) {
-          Bucket& sb = buckets_[q[src].bucket];
-          Bucket& db = buckets_[dst_b];
-          db.sig[dst_s] = sb.sig[src_s];
-          db.ref[dst_s] = sb.ref[src_s];
+          // An entry at home moves away (its home spills); one away moves home.
+          const uint32_t sbi = q[src].bucket;
+          Bucket& sb = buckets_[sbi];
+          const auto bit = static_cast<uint8_t>(1u << src_s);
+          const bool was_away = (sb.away & bit) != 0;
+          if (was_away) --buckets_[dst_b].spill;
+          place(dst_b, dst_s, sb.sig[src_s], sb.ref[src_s], !was_away, sbi);
           sb.sig[src_s] = 0;
           sb.ref[src_s] = 0;
+          sb.away &= static_cast<uint8_t>(~bit);
           ++c_.moves;
           if (q[src].parent < 0) {
             bucket = q[src].bucket;
@@ -233,8 +253,11 @@ void FlowTable::index_remove(const Where& w, uint32_t ref) {
     for (unsigned m = match(bk, w.sig); m; m &= m - 1) {
       const unsigned s = __builtin_ctz(m);
       if (bk.ref[s] == ref) {
+        const auto bit = static_cast<uint8_t>(1u << s);
+        if (bk.away & bit) --buckets_[b == w.b1 ? w.b2 : w.b1].spill;
         bk.sig[s] = 0;
         bk.ref[s] = 0;
+        bk.away &= static_cast<uint8_t>(~bit);
         --index_used_;
         return;
       }
@@ -248,7 +271,7 @@ inline void FlowTable::prefetch_buckets(const Where& w) const {
 }
 
 void FlowTable::prefetch(const FlowKey& k) const {
-  prefetch_buckets(where(hash(k)));
+  rte_prefetch0(&buckets_[where(hash(k)).b1]);
 }
 
 // Both keys' buckets are fetched in parallel: erasing a cold flow costs one record miss and
@@ -280,21 +303,28 @@ void FlowTable::lookup_bulk(const FlowKey* keys, unsigned n, uint64_t now, Hit* 
   }
   Where w[kBulkMax];
   uint16_t masks[kBulkMax];
+  uint8_t other[kBulkMax];  // keys whose primary bucket spilled: the other one is read too
+  unsigned no = 0;
   for (unsigned i = 0; i < n; ++i) {
     w[i] = where(hash(keys[i]));
     rte_prefetch0(&buckets_[w[i].b1]);
-    rte_prefetch0(&buckets_[w[i].b2]);
   }
   for (unsigned i = 0; i < n; ++i) {
     const Bucket& p = buckets_[w[i].b1];
-    const Bucket& s = buckets_[w[i].b2];
     const unsigned m1 = match(p, w[i].sig);
-    const unsigned m2 = w[i].b2 == w[i].b1 ? 0 : match(s, w[i].sig);
-    masks[i] = static_cast<uint16_t>(m1 | (m2 << 8));
-    if (m1)
-      rte_prefetch0(rec_of(p.ref[__builtin_ctz(m1)]));
-    else if (m2)
-      rte_prefetch0(rec_of(s.ref[__builtin_ctz(m2)]));
+    masks[i] = static_cast<uint16_t>(m1);
+    if (p.spill && w[i].b2 != w[i].b1) {
+      rte_prefetch0(&buckets_[w[i].b2]);
+      other[no++] = static_cast<uint8_t>(i);
+    }
+    if (m1) rte_prefetch0(rec_of(p.ref[__builtin_ctz(m1)]));
+  }
+  for (unsigned j = 0; j < no; ++j) {
+    const unsigned i = other[j];
+    const Bucket& s = buckets_[w[i].b2];
+    const unsigned m2 = match(s, w[i].sig);
+    if (m2 && !masks[i]) rte_prefetch0(rec_of(s.ref[__builtin_ctz(m2)]));
+    masks[i] = static_cast<uint16_t>(masks[i] | (m2 << 8));
   }
   uint64_t hits = 0;
   for (unsigned i = 0; i < n; ++i) {
@@ -322,12 +352,13 @@ void FlowTable::lookup_bulk(const FlowKey* keys, unsigned n, uint64_t now, Hit* 
 FlowRecord* FlowTable::insert(const FlowKey& k0, const FlowKey* k1, uint64_t now, uint64_t timeout,
                               bool* existed) {
   if (existed) *existed = false;
+  // Primary buckets only: the other one is read when the primary spilled or is full.
   const Where w0 = where(hash(k0));
-  prefetch_buckets(w0);
+  rte_prefetch0(&buckets_[w0.b1]);
   Where w1{};
   if (k1) {
     w1 = where(hash(*k1));
-    prefetch_buckets(w1);
+    rte_prefetch0(&buckets_[w1.b1]);
   }
   if (const uint32_t ref = find(k0, w0)) {
     FlowRecord* r = rec_of(ref);
@@ -388,6 +419,11 @@ void FlowTable::touch(FlowRecord* r, uint64_t now, uint64_t timeout) {
   r->expire = expiry_after(now, timeout);
 }
 
+void FlowTable::refresh(FlowRecord* r, uint64_t now, uint64_t timeout) {
+  const uint64_t e = expiry_after(now, timeout);
+  if (e < r->expire || e - r->expire > (timeout >> 6)) r->expire = e;
+}
+
 void FlowTable::limit(FlowRecord* r, uint64_t now, uint64_t timeout) {
   const uint64_t e = expiry_after(now, timeout);
   if (e < r->expire) r->expire = e;
@@ -423,6 +459,20 @@ unsigned FlowTable::sweep(uint64_t now, unsigned budget) {
   }
   c_.expired += freed;
   return freed;
+}
+
+unsigned FlowTable::sweep_paced(uint64_t now, uint64_t period) {
+  if (now <= swept_until_) return 0;
+  // Ticks per record, at least 1: a period shorter than the capacity sweeps a record a tick.
+  const uint64_t per = period / capacity_ ? period / capacity_ : 1;
+  const uint64_t due = (now - swept_until_) / per;
+  if (due == 0) return 0;
+  if (due > kSweepMax) {
+    swept_until_ = now;
+    return sweep(now, kSweepMax);
+  }
+  swept_until_ += due * per;
+  return sweep(now, static_cast<unsigned>(due));
 }
 
 }  // namespace nf::lb

@@ -24,19 +24,24 @@
 // direction. The alternate bucket is F(sig) - b mod nbuckets, an involution computable from
 // the slot alone, so a resident entry can be moved without rehashing its key (cuckoo hashing,
 // Pagh and Rodler 2001; the layout follows MemC3 / rte_hash: signatures in the bucket, keys
-// out of line). Insert puts the entry in the emptier of its two buckets; when both are full a
-// breadth-first search (at most kBfsNodes buckets expanded, paths of at most kBfsDepth moves,
-// no bucket twice on a path) finds a chain of moves ending in a free slot. With 8-way buckets
-// and two choices the index fills to about 99 % of its slots before an insert fails (the
-// tests assert > 95 %); the automatic size keeps 2 x capacity entries (every flow with both
-// keys) under 90 % of the slots, so the record pool, not the index, is what runs out.
+// out of line). Insert puts the entry in its primary bucket while that has room, else in the
+// other one, and counts it in the primary's `spill` (a slot bit `away` marks it, so moves
+// keep the count right); when both are full a breadth-first search (at most kBfsNodes
+// buckets expanded, paths of at most kBfsDepth moves, no bucket twice on a path) finds a
+// chain of moves ending in a free slot. With 8-way buckets and two choices the index fills to
+// about 99 % of its slots before an insert fails (the tests assert > 95 %); the automatic size
+// keeps 2 x capacity entries (every flow with both keys) under 90 % of the slots, so the
+// record pool, not the index, is what runs out. Primary first (as rte_hash) rather than the
+// emptier bucket: at the loads a flow table runs at, most primaries never spill, so most
+// lookups read one bucket line instead of two.
 //
-// Lookup (lookup_bulk, up to 64 keys): stage 1 hashes every key and prefetches both buckets,
-// stage 2 matches signatures (SSE2, 8 slots at once) and prefetches the first candidate
-// record, stage 3 compares full keys; a dead record found there is released and reported as
-// a miss. Cost per key: two bucket lines (fetched in parallel) and one record line, whatever
-// the table holds; a miss touches no record unless a 16-bit signature collides (about 8 in
-// 65536 per bucket searched).
+// Lookup (lookup_bulk, up to 64 keys): stage 1 hashes every key and prefetches its primary
+// bucket, stage 2 matches signatures (SSE2, 8 slots at once), prefetches the first candidate
+// record and, for a primary that spilled, the other bucket, which stage 2b then matches;
+// stage 3 compares full keys; a dead record found there is released and reported as a miss.
+// Cost per key: one bucket line (two when its primary spilled) and one record line; a miss
+// touches no record unless a 16-bit signature collides (about 8 in 65536 per bucket
+// searched).
 //
 // Time. `now` is a uint64 in ticks of the caller's choosing (the stage passes TSC cycles or
 // milliseconds) and every timeout is in the same unit. A record is alive while now < expire
@@ -171,8 +176,20 @@ class FlowTable {
 
   void touch(FlowRecord* r, uint64_t now, uint64_t timeout);  // expire = now + timeout
   void limit(FlowRecord* r, uint64_t now, uint64_t timeout);  // expire = min(expire, now + t)
-  void erase(FlowRecord* r);                                  // no-op on a free record
-  unsigned sweep(uint64_t now, unsigned budget);              // returns records released
+  // touch() for the per-packet path: it writes only when the expiry would move by more than
+  // timeout / 64 (or earlier), so the hits of a busy flow leave its record's cache line
+  // clean and nothing has to be written back to memory for them. A flow therefore lives at
+  // least 63/64 of its timeout after its last packet.
+  void refresh(FlowRecord* r, uint64_t now, uint64_t timeout);
+  void erase(FlowRecord* r);                      // no-op on a free record
+  unsigned sweep(uint64_t now, unsigned budget);  // returns records released
+  // sweep() paced by the clock rather than by the caller's calls: over any `period` ticks
+  // every record is looked at once (capacity / period records per tick, at most kSweepMax
+  // per call; a backlog beyond that is forgiven, not carried). A worker forwarding many
+  // millions of packets per second then reads a record per hundreds of packets instead of one
+  // per two, and an idle one still releases its dead flows within about a period of calls.
+  static constexpr unsigned kSweepMax = 64;
+  unsigned sweep_paced(uint64_t now, uint64_t period);
 
   uint32_t size() const { return size_; }  // records in use (live or dead but not released)
   uint32_t capacity() const { return capacity_; }
@@ -200,7 +217,10 @@ class FlowTable {
   struct alignas(64) Bucket {
     uint16_t sig[kSlots];
     uint32_t ref[kSlots];
-    uint8_t pad[16];
+    uint8_t away;  // bit s: slot s holds an entry whose primary bucket is the other one
+    uint8_t pad0;
+    uint16_t spill;  // entries whose primary is this bucket but which live in their other one
+    uint8_t pad[12];
   };
   static_assert(sizeof(Bucket) == 64);
   struct Where {  // a key's two candidate buckets and its signature
@@ -214,6 +234,7 @@ class FlowTable {
   bool index_add(const Where& w, uint32_t ref);
   bool make_room(const Where& w, uint32_t& bucket, unsigned& slot);
   void index_remove(const Where& w, uint32_t ref);
+  void place(uint32_t b, unsigned slot, uint16_t sig, uint32_t ref, bool away, uint32_t primary);
   void prefetch_buckets(const Where& w) const;
   void release(FlowRecord* r);
   void release(FlowRecord* r, const Where* w);  // w: the buckets of each key
@@ -227,6 +248,7 @@ class FlowTable {
   uint32_t free_top_ = 0;
   uint32_t size_ = 0;
   uint32_t cursor_ = 0;
+  uint64_t swept_until_ = 0;  // sweep_paced: the clock its records so far account for
   uint64_t index_used_ = 0;
   FlowCounters c_{};
   ReleaseHook hook_ = nullptr;

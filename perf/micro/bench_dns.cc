@@ -24,6 +24,7 @@
 #include "nf/dns/engine.h"
 #include "nf/runtime/snapshot.h"
 #include "perf/micro/bench_main.h"
+#include "perf/micro/stage_bench.h"
 #include "pipelines/dns/dns_stage.h"
 #include "tests/common/dns_frames.h"
 #include "tests/common/fake_mbuf.h"
@@ -75,12 +76,6 @@ bool answer_ok(int c, const uint8_t* m, size_t n) {
   return a.rcode == dns::rcode::kNoError && !a.answer.empty();
 }
 
-double thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
-}
-
 void report(benchmark::State& state, int c, double cpu_ns) {
   const int64_t items = static_cast<int64_t>(state.iterations()) * kMaxBurst;
   state.SetItemsProcessed(items);
@@ -117,15 +112,10 @@ void BM_Engine(benchmark::State& state) {
   report(state, c, thread_cpu_ns() - t0);
 }
 
-struct StageBench {
+struct StageBench : StageBenchBase {
   std::shared_ptr<dns::Runtime> rt = std::make_shared<dns::Runtime>();
-  Snapshot snap;
-  StageEnv env;
   std::unique_ptr<dns::DnsStage> stage;
-  Emit emit;
-  StageCounters counters{};
   std::vector<uint8_t> frame;
-  std::vector<std::unique_ptr<FakeMbuf>> mbufs;
 
   explicit StageBench(int c) {
     DnsLab& l = lab();
@@ -146,15 +136,7 @@ struct StageBench {
 
   // One burst; returns the replies.
   int burst() {
-    Burst b;
-    b.n = kMaxBurst;
-    b.clean = true;
-    for (int i = 0; i < kMaxBurst; ++i) {
-      FakeMbuf& fm = *mbufs[i];
-      fm.reset(frame);
-      b.clean &= fm.parse(kPortMac);
-      b.pkts[i] = fm.mbuf();
-    }
+    Burst b = fill(frame, [](int, uint8_t*) {});
     emit.begin_stage(&counters);
     stage->process(b, StageCtx{&snap, rte_rdtsc(), 0}, emit);
     emit.end_stage();

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "nf/lb/flow_table.h"
+#include "perf/micro/bench_main.h"
 
 namespace nf::test {
 namespace {
@@ -57,12 +58,6 @@ FlowKey client_key(uint32_t i) {
 FlowKey reply_key(uint32_t i) {
   return FlowKey::conn(0x0a140000 + (i & 63), 0x0ac80000 + (i >> 16), 443, static_cast<uint16_t>(i),
                        6, 1);
-}
-
-double thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
 }
 
 double tsc_hz() {

@@ -5,7 +5,16 @@
 #include <benchmark/benchmark.h>
 #include <rte_eal.h>
 
+#include <ctime>
+
 namespace nf::test {
+
+// CPU time of the calling thread: a preempted benchmark is not charged the time it waited.
+inline double thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
 
 inline int bench_main(int argc, char** argv) {
   const char* eal[] = {"nf-bench",    "--no-huge",   "-m",    "256", "--no-pci",

@@ -177,8 +177,10 @@ void LbStage::process(Burst& in, const StageCtx& ctx, Emit& out) noexcept {
     table_->lookup_bulk(keys, nc, now_, hits);
     for (uint16_t i = 0; i < nc; ++i) handle(cand[i], pk[i], hits[i], *rt, now_, out);
   }
-  // Dead flows leave a few per burst, so the table never fills up with them.
-  table_->sweep(now_, 16);
+  // Dead flows leave at a pace of the whole table per second (dead records are found by
+  // lookups too, so this only bounds how long a dead flow holds its record, port and
+  // least-connection count).
+  table_->sweep_paced(now_, rt->tsc_hz);
   c_.flows = table_->size();
 }
 
@@ -243,13 +245,12 @@ void LbStage::handle(rte_mbuf* m, Pkt& p, Hit h, const Runtime& rt, uint64_t now
     }
     const uint64_t t = rt.timeouts.for_tcp(st.next);
     if (st.refresh)
-      table_->touch(r, now, t);
+      table_->refresh(r, now, t);
     else
       table_->limit(r, now, t);
   } else {
-    table_->touch(r, now, rt.timeouts.udp);
+    table_->refresh(r, now, rt.timeouts.udp);
   }
-  r->packets++;
   if (h.dir == 0) {
     c_.hits++;
     if (current) {

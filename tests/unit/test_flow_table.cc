@@ -195,6 +195,39 @@ TEST(FlowTable, TouchExtendsAndLimitNeverDoes) {
   EXPECT_EQ(t.lookup(ck(1), 17).rec, nullptr);
 }
 
+TEST(FlowTable, RefreshWritesOnlyWhenTheExpiryMovesByMoreThanASixtyFourth) {
+  FlowTable t(64);
+  FlowRecord* r = t.insert(ck(1), nullptr, 0, 6400);
+  ASSERT_NE(r, nullptr);
+  t.refresh(r, 100, 6400);  // 6500 is within 6400 / 64 of 6400: left alone
+  EXPECT_EQ(r->expire, 6400u);
+  t.refresh(r, 101, 6400);  // 6501 is 101 past it: written
+  EXPECT_EQ(r->expire, 6501u);
+  t.refresh(r, 200, 64);  // a shorter timeout moves the expiry earlier: always written
+  EXPECT_EQ(r->expire, 264u);
+  t.refresh(r, 200, 6400);  // a longer one (SYN_SENT -> ESTABLISHED) later: written
+  EXPECT_EQ(r->expire, 6600u);
+  EXPECT_EQ(t.lookup(ck(1), 6599).rec, r);
+  EXPECT_EQ(t.lookup(ck(1), 6600).rec, nullptr);
+}
+
+TEST(FlowTable, PacedSweepVisitsTheTableOncePerPeriod) {
+  FlowTable t(1000);
+  for (uint32_t i = 0; i < 1000; ++i) ASSERT_NE(t.insert(ck(i), nullptr, 0, 10), nullptr);
+  // Period 1000 ticks for 1000 records: one record a tick, at most kSweepMax per call.
+  EXPECT_EQ(t.sweep_paced(10, 1000), 10u);  // ticks 0..10: records 0..9, all dead at 10
+  EXPECT_EQ(t.sweep_paced(10, 1000), 0u);   // no time passed
+  EXPECT_EQ(t.sweep_paced(15, 1000), 5u);
+  EXPECT_EQ(t.sweep_paced(1000, 1000), FlowTable::kSweepMax);  // 985 due: capped, forgiven
+  EXPECT_EQ(t.sweep_paced(1001, 1000), 1u);
+  EXPECT_EQ(t.size(), 1000u - FlowTable::kSweepMax - 16);
+  // Steady calls release everything within about one period.
+  uint64_t now = 1001;
+  while (t.size() > 0 && now < 3000) t.sweep_paced(now += 10, 1000);
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_LE(now, 2100u);
+}
+
 TEST(FlowTable, SweepFreesOnlyExpiredAndRespectsBudget) {
   FlowTable t(1000);
   for (uint32_t i = 0; i < 100; ++i) {
