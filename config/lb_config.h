@@ -6,6 +6,7 @@
 // Addresses are host byte order, as everywhere in Config.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -84,7 +85,8 @@ struct LbConfig {
   uint32_t max_flows = 1u << 20;  // per worker (init-only: the table is allocated at start)
   LbTimeouts timeouts;
   // New flows per second and worker above which the table is protected: DSR services hash
-  // statelessly and NAT services answer SYNs with SYN cookies.
+  // statelessly, NAT TCP services answer SYNs with SYN cookies (a SYN proxy: the flow is
+  // created when the client's ACK brings a valid cookie) and NAT UDP services drop new flows.
   uint32_t syn_flood_rate = 50000;
   uint32_t maglev_min_size = 65537;  // a prime; tables are at least 100 x reals
   std::vector<LbService> services;
@@ -111,26 +113,45 @@ struct NatDynamic {
   int line = 0;
 };
 
+// Session timeouts, seconds: the minimums the NAT behaviour RFCs require, which are also
+// what VPP's nat44 uses. TCP established: RFC 5382 REQ-5 (>= 2 h 4 min); every other TCP
+// state (handshake, closing, TIME_WAIT, after a RST): REQ-5's transitory 4 min; UDP: RFC
+// 4787 REQ-5 (>= 2 min, 5 min recommended); ICMP query: RFC 5508 REQ-1 (>= 60 s).
+struct NatTimeouts {
+  uint32_t tcp_established = 7440;
+  uint32_t tcp_transitory = 240;
+  uint32_t udp = 300;
+  uint32_t icmp = 60;
+  uint32_t port_reuse = 2;  // a released PAT port is not handed out again for this long
+};
+
 struct NatConfig {
   bool enabled = false;
   std::vector<NatStatic> statics;
   std::vector<NatDynamic> dynamics;
   uint32_t max_sessions = 1u << 18;  // per worker (init-only)
+  NatTimeouts timeouts;
 };
+
+// Rules per set (nf::acl::kMaxRules: rte_acl priorities and memory stay bounded).
+inline constexpr size_t kAclMaxRules = 65536;
 
 struct AclRuleConfig {
   bool permit = true;
   Prefix src;  // 0.0.0.0/0 = any
   Prefix dst;
-  uint8_t proto = 0;  // 0 = any
+  uint8_t proto = 0;  // 0 = any (a protocol number 0 cannot be asked for)
   uint16_t sport_lo = 0, sport_hi = 65535;
   uint16_t dport_lo = 0, dport_hi = 65535;
-  bool has_ports = false;  // a port range was given: only TCP/UDP first fragments can match
-  std::string name;        // for counters: "set[i].rules[j]" or the rule's own name
+  // A port range was given (so the protocol is tcp or udp). Ranges narrower than 0-65535 match
+  // only first fragments; a full range is the same as none (nf/acl/acl.h).
+  bool has_ports = false;
+  std::string name;  // for counters: "acl.sets[i].rules[j]" or the rule's own name
   int line = 0;
 };
 
-// One ordered rule list, applied to the packets entering (or leaving) one port.
+// One ordered rule list, applied to the packets entering (or leaving) one port: first match
+// decides, the default when none does.
 struct AclSet {
   int port = -1;  // index into Config::ports
   bool out = false;

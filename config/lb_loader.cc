@@ -313,6 +313,15 @@ void read_nat(Diag& d, Group& root, Config& c) {
   c.nat.enabled = true;
   Group g(d, *s, "nat");
   g.u32("max_sessions", c.nat.max_sessions, 1024, 1u << 26);
+  if (const Setting* t = g.find("timeouts", Setting::TypeGroup, false)) {
+    Group tg(d, *t, "nat.timeouts");
+    NatTimeouts& to = c.nat.timeouts;
+    tg.u32("tcp_established", to.tcp_established, 1, 7 * 86400);
+    tg.u32("tcp_transitory", to.tcp_transitory, 1, 86400);
+    tg.u32("udp", to.udp, 1, 86400);
+    tg.u32("icmp", to.icmp, 1, 86400);
+    tg.u32("port_reuse", to.port_reuse, 0, 600);
+  }
   each_group(d, g, "static", [&](Group& sg, int i) {
     const std::string path = index("nat.static", i);
     NatStatic st;
@@ -391,8 +400,33 @@ void read_nat(Diag& d, Group& root, Config& c) {
     d.error(*s, "nat", "give static = ( ... ) port forwards and/or dynamic = ( ... ) PAT");
 }
 
+// Two stages share the `acl` group: "acl" applies the `in` sets, "acl_out" the `out` sets
+// (pipelines/acl/acl_stage.h). Each must sit where it sees what its direction means: "acl"
+// directly after "input" (every packet entering, before any stage answers or rewrites it),
+// "acl_out" directly before "ip4_forward" (after every rewrite, with the final destination).
 void read_acl(Diag& d, Group& root, Config& c) {
-  const Setting* s = stage_group(d, root, c, "acl");
+  const Setting* s = root.find("acl", Setting::TypeGroup, false);
+  const bool in_stage = staged(c, "acl");
+  const bool out_stage = staged(c, "acl_out");
+  const bool has_pipeline = root.setting().exists("pipeline");
+  auto at = [&](const char* stage) {
+    return std::find(c.pipeline.begin(), c.pipeline.end(), stage) - c.pipeline.begin();
+  };
+  if (has_pipeline && in_stage && (at("acl") != 1 || c.pipeline.front() != "input"))
+    d.error(root.setting()["pipeline"], "pipeline",
+            "the \"acl\" stage must come directly after \"input\" (an ingress ACL sees every "
+            "packet entering a port)");
+  if (has_pipeline && out_stage &&
+      (!staged(c, "ip4_forward") || at("acl_out") + 1 != at("ip4_forward")))
+    d.error(root.setting()["pipeline"], "pipeline",
+            "the \"acl_out\" stage must come directly before \"ip4_forward\" (an egress ACL "
+            "sees packets after every rewrite, routed as they will leave)");
+  if (!s && (in_stage || out_stage) && has_pipeline)
+    d.error(root.setting()["pipeline"], "pipeline",
+            std::string("the \"") + (in_stage ? "acl" : "acl_out") +
+                "\" stage needs its acl = { ... } group");
+  if (s && !in_stage && !out_stage)
+    d.error(*s, "acl", "configured, but the pipeline has no \"acl\" stage");
   if (!s) return;
   c.acl.enabled = true;
   Group g(d, *s, "acl");
@@ -411,6 +445,13 @@ void read_acl(Diag& d, Group& root, Config& c) {
       d.error(sg.setting()["direction"], join(path, "direction"),
               "must be \"in\" or \"out\", not \"" + dir + "\"");
     set.out = dir == "out";
+    // Only when the group has some stage: otherwise the group-level error says it all.
+    if ((in_stage || out_stage) && !(set.out ? out_stage : in_stage))
+      d.error(sg.setting(), path,
+              set.out ? "an \"out\" set needs the \"acl_out\" stage in the pipeline, "
+                        "directly before \"ip4_forward\""
+                      : "an \"in\" set needs the \"acl\" stage in the pipeline, directly after "
+                        "\"input\"");
     std::string def = "permit";
     if (sg.str("default", def) && def != "permit" && def != "deny")
       d.error(sg.setting()["default"], join(path, "default"),
@@ -472,6 +513,10 @@ void read_acl(Diag& d, Group& root, Config& c) {
         d.error(rg.setting(), rp, "port ranges need protocol \"tcp\" or \"udp\"");
       set.rules.push_back(std::move(r));
     });
+    if (set.rules.size() > kAclMaxRules)
+      d.error(sg.setting(), join(path, "rules"),
+              std::to_string(set.rules.size()) + " rules; at most " + std::to_string(kAclMaxRules) +
+                  " per set");
     c.acl.sets.push_back(std::move(set));
   });
 }

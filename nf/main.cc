@@ -140,6 +140,9 @@ int main(int argc, char** argv) {
     env.dhcp = dhcp.get();
     env.dhcp_max_leases = cfg->dhcp.max_leases;
     env.lb_max_flows = cfg->lb.max_flows;
+    auto nat_stats = std::make_unique<nf::nat::StatsTable>();
+    env.nat_stats = nat_stats.get();
+    env.nat_max_sessions = cfg->nat.max_sessions;
     env.pool = ports.pool();
     env.tsc_hz = rte_get_tsc_hz();
     env.tsc0 = rte_get_tsc_cycles();
@@ -194,9 +197,9 @@ int main(int argc, char** argv) {
       workers.push_back(std::make_unique<nf::Worker>(std::move(ws)));
     }
 
-    nf::Management::Setup ms{cfg,        &ports,          &workers,      punt_rings, inject_rings,
-                             &rcu,       &snapshot,       &g_stop,       &g_reload,  path,
-                             dhcp.get(), dns_stats.get(), lb_stats.get()};
+    nf::Management::Setup ms{
+        cfg,     &ports,    &workers, punt_rings, inject_rings,    &rcu,           &snapshot,
+        &g_stop, &g_reload, path,     dhcp.get(), dns_stats.get(), lb_stats.get(), nat_stats.get()};
     nf::Management mgmt(std::move(ms));
     if (std::string e = mgmt.start(); !e.empty()) {
       log_error("%s", e.c_str());

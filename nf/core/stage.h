@@ -228,6 +228,9 @@ struct StatsTable;
 namespace lb {
 struct StatsTable;
 }
+namespace nat {
+struct StatsTable;
+}
 
 // What a stage may need from the runtime when it is made (services shared by all workers).
 struct StageEnv {
@@ -241,6 +244,8 @@ struct StageEnv {
   dns::StatsTable* dns_stats = nullptr;  // where the dns stage's counters are read from
   uint32_t lb_max_flows = 1u << 20;      // the lb stage's flow table size per worker
   lb::StatsTable* lb_stats = nullptr;    // where the lb stage's counters are read from
+  uint32_t nat_max_sessions = 1u << 18;  // the nat stage's session table size per worker
+  nat::StatsTable* nat_stats = nullptr;  // where the nat stage's counters are read from
 };
 
 // What the pipeline builder knows about a stage: its config name, its drop reason names (the

@@ -41,11 +41,17 @@ uint64_t FlowTable::hash(const FlowKey& k) {
   return uint64_t{a} | (uint64_t{b} << 32);
 }
 
-inline FlowTable::Where FlowTable::where(uint64_t h) const {
+inline FlowTable::Where FlowTable::primary(uint64_t h) const {
   Where w;
   w.sig = static_cast<uint16_t>(h >> 48);
   w.sig += static_cast<uint16_t>(w.sig == 0);  // 0 marks a free slot
   w.b1 = reduce(static_cast<uint32_t>(h), nbuckets_);
+  w.b2 = w.b1;  // not known yet
+  return w;
+}
+
+inline FlowTable::Where FlowTable::where(uint64_t h) const {
+  Where w = primary(h);
   w.b2 = alt_bucket(w.b1, w.sig);
   return w;
 }
@@ -305,17 +311,21 @@ void FlowTable::lookup_bulk(const FlowKey* keys, unsigned n, uint64_t now, Hit* 
   uint16_t masks[kBulkMax];
   uint8_t other[kBulkMax];  // keys whose primary bucket spilled: the other one is read too
   unsigned no = 0;
+  // The other bucket is computed only for a primary that spilled (most do not).
   for (unsigned i = 0; i < n; ++i) {
-    w[i] = where(hash(keys[i]));
+    w[i] = primary(hash(keys[i]));
     rte_prefetch0(&buckets_[w[i].b1]);
   }
   for (unsigned i = 0; i < n; ++i) {
     const Bucket& p = buckets_[w[i].b1];
     const unsigned m1 = match(p, w[i].sig);
     masks[i] = static_cast<uint16_t>(m1);
-    if (p.spill && w[i].b2 != w[i].b1) {
-      rte_prefetch0(&buckets_[w[i].b2]);
-      other[no++] = static_cast<uint8_t>(i);
+    if (p.spill) {
+      w[i].b2 = alt_bucket(w[i].b1, w[i].sig);
+      if (w[i].b2 != w[i].b1) {
+        rte_prefetch0(&buckets_[w[i].b2]);
+        other[no++] = static_cast<uint8_t>(i);
+      }
     }
     if (m1) rte_prefetch0(rec_of(p.ref[__builtin_ctz(m1)]));
   }

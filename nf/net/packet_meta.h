@@ -60,6 +60,9 @@ inline constexpr uint8_t kPadded = 32;       // the frame extends past the IP da
 // ip_dst is the routing key and differs from the header's destination: L2 direct server
 // return keeps the VIP as destination and is routed to the real's address.
 inline constexpr uint8_t kRouteByMeta = 64;
+// The acl stage classified this packet: a handed-over packet re-enters the chain at its start
+// and must not be classified and counted again (pipelines/acl/acl_stage.h).
+inline constexpr uint8_t kAclChecked = 128;
 }  // namespace meta_flags
 
 struct PacketMeta {

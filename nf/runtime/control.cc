@@ -32,7 +32,7 @@ bool show(Management& m, const std::vector<std::string>& a, std::string& out) {
   return true;
 }
 
-const std::array<Command, 18> kCommands = {{
+const std::array<Command, 20> kCommands = {{
     {"show ports", "", "ports: device, MAC, MTU, addresses, link, packet counters",
      show<&Management::show_ports>},
     {"show lcores", "", "management and worker lcores: loops, busy share, snapshot generation",
@@ -56,6 +56,12 @@ const std::array<Command, 18> kCommands = {{
      show<&Management::show_health>},
     {"show lb", "", "load balancer: services, reals with health, weight and active flows, counters",
      show<&Management::show_lb>},
+    {"show nat", "",
+     "router NAT: port forwards, PAT rules with ports in use, sessions and counters",
+     show<&Management::show_nat>},
+    {"show acl", "",
+     "ACL sets per port and direction: each rule's action and matches, the default's",
+     show<&Management::show_acl>},
     {"show leases", "[address|mac]", "durable DHCP leases (all bound and declined, or one client)",
      [](Management& m, const std::vector<std::string>& a, std::string& out) {
        if (a.size() > 1) {

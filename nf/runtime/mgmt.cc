@@ -23,6 +23,7 @@
 #include "nf/route/rib.h"
 #include "nf/runtime/control.h"
 #include "nf/runtime/log.h"
+#include "pipelines/acl/acl_stage.h"
 
 namespace nf {
 
@@ -100,6 +101,16 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
   snap->fib =
       Fib::create_empty("nf_fib_" + std::to_string(snap->generation), rules, s_.rcu->qsbr(), err);
   if (!snap->fib) return nullptr;
+  // ACL sets compile here, before anything changes: a set rte_acl refuses rejects the reload
+  // as it stands. Unchanged sets are shared with the running snapshot, counters included.
+  std::shared_ptr<acl::Runtime> acl_rt;
+  if (c->acl.enabled) {
+    const Snapshot* cur = s_.snapshot->load();
+    acl_rt =
+        acl::build_runtime(*c, cur ? cur->acl.get() : nullptr,
+                           static_cast<uint16_t>(c->worker_lcores.size()), snap->generation, &err);
+    if (!acl_rt) return nullptr;
+  }
 
   auto gateways = [](const Config& cfg) {
     std::vector<std::pair<uint32_t, uint16_t>> g;
@@ -132,6 +143,10 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
         snap->fib->add({v.ip, 32}, nh::make(nh::kAdj, v.slot)) != 0)
       c_.fib_add_failed++;
   }
+  if (acl_rt) {
+    acl_rt->gateway_ports = acl::gateway_ports(*c, snap->rib);
+    snap->acl = std::move(acl_rt);
+  }
   snap->config = c;
   // One set of health targets for every user (the monitor keeps the state of the ones that
   // did not change): the DNS responder's GSLB members first, then the load balancer's reals.
@@ -159,6 +174,8 @@ std::unique_ptr<Snapshot> Management::build(const std::shared_ptr<const Config>&
         rte_get_tsc_hz(), static_cast<uint16_t>(c->worker_lcores.size()), snap->generation, &err);
     if (!snap->lb) return nullptr;
   }
+  snap->nat = nat::build_runtime(*c, rte_get_tsc_hz(),
+                                 static_cast<uint16_t>(c->worker_lcores.size()), snap->generation);
   if (exc_) program_exception_path(*c);
   return snap;
 }
@@ -333,6 +350,22 @@ void Management::schedule_garp(const Config& old, const Config& next) {
                      old.ports[p].addresses.end();
       if (!had) garps_.push_back({static_cast<uint16_t>(p), a.addr, next.garp_count, 0});
     }
+  }
+  // A VIP on a port's subnet is answered like an address of ours (see the ARP path), so it is
+  // announced like one when it appears: hosts and switches that cached another owner (a
+  // previous balancer, a real that held it) learn the move now, not when their entry expires.
+  auto vip_on_port = [](const Config& c, uint32_t vip, int port) {
+    if (c.connected_port(vip) != port) return false;
+    return std::any_of(c.lb.services.begin(), c.lb.services.end(),
+                       [vip](const LbService& s) { return s.vip == vip; });
+  };
+  for (const LbService& s : next.lb.services) {
+    const int p = next.connected_port(s.vip);
+    if (p < 0 || vip_on_port(old, s.vip, p)) continue;
+    const bool queued = std::any_of(garps_.begin(), garps_.end(), [&](const Garp& g) {
+      return g.port == static_cast<uint16_t>(p) && g.addr == s.vip;
+    });
+    if (!queued) garps_.push_back({static_cast<uint16_t>(p), s.vip, next.garp_count, 0});
   }
 }
 
@@ -705,7 +738,7 @@ void Management::handle_local(rte_mbuf* m) {
   }
   const bool echo_request =
       md.ip_proto == IPPROTO_ICMP && md.l4_off &&
-      md.l3_len - (md.l4_off - md.l3_off) >= sizeof(rte_icmp_hdr) &&
+      md.l3_len - (md.l4_off - md.l3_off) >= static_cast<int>(sizeof(rte_icmp_hdr)) &&
       rte_pktmbuf_mtod_offset(m, rte_icmp_hdr*, md.l4_off)->icmp_type == RTE_IP_ICMP_ECHO_REQUEST;
   if (exc_ && !echo_request) {
     // Everything else for us belongs to the kernel's sockets in the exception namespace:

@@ -89,6 +89,7 @@ class Management final : public NeighActions {
     dhcp::Service* dhcp = nullptr;         // when the dhcp stage is configured
     dns::StatsTable* dns_stats = nullptr;  // the dns stage's counters, per worker
     lb::StatsTable* lb_stats = nullptr;    // the lb stage's counters and flow tables
+    nat::StatsTable* nat_stats = nullptr;  // the nat stage's counters and session tables
   };
   explicit Management(Setup s);
   ~Management() override;
@@ -114,6 +115,8 @@ class Management final : public NeighActions {
   std::string show_dns() const;
   std::string show_health() const;
   std::string show_lb() const;
+  std::string show_nat() const;
+  std::string show_acl() const;
 
   // NeighActions.
   void send_request(uint16_t port, uint32_t target, const MacAddr* dst) override;

@@ -9,6 +9,7 @@
 #include "nf/runtime/mgmt.h"
 
 #include "nf/dhcp/service.h"
+#include "pipelines/acl/acl_stage.h"
 #include "pipelines/lb/lb_stage.h"
 
 namespace nf {
@@ -352,20 +353,33 @@ std::string Management::show_lb() const {
     }
   }
   if (!s_.lb_stats) return out;
-  out += line("%-7s %10s %12s %12s %10s %10s %10s %10s %8s %12s %8s %8s", "worker", "flows",
-              "new_flows", "hits", "replies", "stateless", "handoffs", "table_full", "floods",
-              "expired", "icmp_nat", "echo");
+  out +=
+      line("%-7s %10s %12s %12s %10s %10s %10s %10s %8s %12s %8s %8s %12s %10s %10s %10s", "worker",
+           "flows", "new_flows", "hits", "replies", "stateless", "handoffs", "table_full", "floods",
+           "expired", "icmp_nat", "echo", "cookies_sent", "cookies_ok", "cookies_bad", "proxied");
   for (size_t w = 0; w < nw && w < kMaxWorkers; ++w) {
     const lb::LbWorkerCounters* c = s_.lb_stats->counters[w];
     const lb::FlowTable* t = s_.lb_stats->tables[w];
     if (!c || !t) continue;
     out += line("%-7zu %10" PRIu64 " %12" PRIu64 " %12" PRIu64 " %10" PRIu64 " %10" PRIu64
-                " %10" PRIu64 " %10" PRIu64 " %8" PRIu64 " %12" PRIu64 " %8" PRIu64 " %8" PRIu64,
+                " %10" PRIu64 " %10" PRIu64 " %8" PRIu64 " %12" PRIu64 " %8" PRIu64 " %8" PRIu64
+                " %12" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64,
                 w, c->flows, c->new_flows, c->hits, c->replies, c->stateless, c->handoffs,
                 t->counters().insert_full, c->flood_windows, t->counters().expired,
-                c->icmp_translated, c->echo_replies);
+                c->icmp_translated, c->echo_replies, c->syncookies_sent, c->syncookies_ok,
+                c->syncookies_bad, c->synproxy_established);
   }
   return out;
+}
+
+// Counter rows are read while their workers write them: a sum may be a burst old, never torn.
+std::string Management::show_acl() const {
+  return acl::show(s_.snapshot->load()->acl.get());
+}
+
+std::string Management::show_nat() const {
+  const Snapshot* snap = s_.snapshot->load();
+  return nat::show(snap->nat.get(), s_.nat_stats, s_.workers->size());
 }
 
 }  // namespace nf

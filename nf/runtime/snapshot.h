@@ -16,10 +16,15 @@
 #include "nf/dhcp/pool.h"
 #include "nf/dns/engine.h"
 #include "nf/lb/service.h"
+#include "nf/nat/runtime.h"
 #include "nf/neigh/adj_table.h"
 #include "nf/route/fib.h"
 
 namespace nf {
+
+namespace acl {
+struct Runtime;  // pipelines/acl/acl_stage.h
+}
 
 struct PortView {
   MacAddr mac;
@@ -51,6 +56,8 @@ struct Snapshot {
   std::shared_ptr<const dhcp::View> dhcp;   // pools, when the dhcp stage is configured
   std::shared_ptr<const dns::Runtime> dns;  // zones and GSLB, when the dns stage is configured
   std::shared_ptr<const lb::Runtime> lb;    // services, when the lb stage is configured
+  std::shared_ptr<const nat::Runtime> nat;  // port forwards and PAT, when nat is configured
+  std::shared_ptr<const acl::Runtime> acl;  // compiled sets, when an acl group is configured
 };
 
 }  // namespace nf

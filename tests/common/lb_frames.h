@@ -10,15 +10,19 @@
 // LbRig: a configuration loaded from text, the runtime lb::build_runtime() makes of it (with a
 // health slot per real that has a check, all up), a Snapshot carrying it, and one LbStage per
 // worker. run() feeds a burst to one worker with the rig's clock and collects every outcome;
-// conserved() is the stage contract (every packet exactly one outcome). No gtest here: the
-// fuzz target uses it too.
+// conserved() is the stage contract (every packet exactly one outcome). run_stage() and
+// StageResult are the same for any stage. NatRig is the same rig for the nat stage (runtime
+// from nat::build_runtime, one NatStage per worker). No gtest here: the fuzz targets use it
+// too.
 #pragma once
 
 #include <rte_byteorder.h>
 #include <rte_mbuf.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <span>
@@ -30,8 +34,10 @@
 #include "nf/health/monitor.h"
 #include "nf/lb/service.h"
 #include "nf/lb/tcp_state.h"
+#include "nf/nat/runtime.h"
 #include "nf/runtime/snapshot.h"
 #include "pipelines/lb/lb_stage.h"
+#include "pipelines/nat/nat_stage.h"
 #include "tests/common/fake_mbuf.h"
 #include "tests/common/packet_builder.h"
 
@@ -107,7 +113,28 @@ struct L4Spec {
   uint16_t payload = 0;
   uint32_t seq = 1000;
   uint32_t ack = 0;
+  uint16_t window = 65535;
 };
+
+// A TCP segment between two endpoints; the other fields keep L4Spec's defaults.
+inline L4Spec tcp_seg(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport, uint8_t flags) {
+  return L4Spec{.src = src, .dst = dst, .sport = sport, .dport = dport, .flags = flags};
+}
+inline L4Spec tcp_seg(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport, uint8_t flags,
+                      uint32_t seq, uint32_t ack) {
+  L4Spec s = tcp_seg(src, sport, dst, dport, flags);
+  s.seq = seq;
+  s.ack = ack;
+  return s;
+}
+// The same segment between other endpoints: what a translation should make of it.
+inline L4Spec moved(L4Spec s, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport) {
+  s.src = src;
+  s.sport = sport;
+  s.dst = dst;
+  s.dport = dport;
+  return s;
+}
 
 // Ethernet (to the port's MAC) + IPv4 + TCP or UDP, checksums computed from scratch.
 inline std::vector<uint8_t> l4_frame(const L4Spec& s) {
@@ -141,7 +168,7 @@ inline std::vector<uint8_t> l4_frame(const L4Spec& s) {
     wr32(l4 + 8, s.ack);
     l4[12] = static_cast<uint8_t>((l4h / 4) << 4);
     l4[13] = s.flags;
-    wr16(l4 + 14, 65535);
+    wr16(l4 + 14, s.window);
     std::copy(opts.begin(), opts.end(), l4 + 20);
   } else {
     wr16(l4 + 4, static_cast<uint16_t>(l4h + s.payload));
@@ -212,27 +239,84 @@ inline std::vector<uint8_t> frame_of(rte_mbuf* m) {
   return {p, p + m->data_len};
 }
 
-struct LbRig {
-  struct Result {
-    uint16_t in = 0;
-    StageCounters c{};
-    std::vector<rte_mbuf*> next;
-    std::vector<rte_mbuf*> tx;  // tx and reply, every port
-    std::vector<rte_mbuf*> drop;
-    std::array<std::vector<rte_mbuf*>, kMaxWorkers> handoff;
-    uint64_t drops(lb::LbStage::Drop d) const { return c.drops[d]; }
-    // The stage contract: in == next + tx + reply + punt + drops + handoff, and every
-    // counter agrees with what the Emit holds.
-    bool conserved() const {
-      uint64_t reasons = 0;
-      for (uint64_t d : c.drops) reasons += d;
-      size_t handed = 0;
-      for (const auto& h : handoff) handed += h.size();
-      return in == c.next + c.tx + c.reply + c.punt + c.drop + c.handoff && reasons == c.drop &&
-             c.next == next.size() && c.drop == drop.size() && c.handoff == handed &&
-             c.tx + c.reply == tx.size();
-    }
-  };
+// The frame with its Ethernet addresses swapped: what a stage's in-place answer (Emit::reply)
+// carries back to the sender.
+inline std::vector<uint8_t> swap_macs(std::vector<uint8_t> f) {
+  std::swap_ranges(f.begin(), f.begin() + 6, f.begin() + 6);
+  return f;
+}
+
+struct StageResult {
+  uint16_t in = 0;
+  StageCounters c{};
+  std::vector<rte_mbuf*> next;
+  std::vector<rte_mbuf*> tx;  // tx and reply, every port
+  std::vector<rte_mbuf*> drop;
+  std::array<std::vector<rte_mbuf*>, kMaxWorkers> handoff;
+  uint64_t drops(uint8_t d) const { return c.drops[d]; }
+  // The stage contract: in == next + tx + reply + punt + drops + handoff, and every
+  // counter agrees with what the Emit holds.
+  bool conserved() const {
+    uint64_t reasons = 0;
+    for (uint64_t d : c.drops) reasons += d;
+    size_t handed = 0;
+    for (const auto& h : handoff) handed += h.size();
+    return in == c.next + c.tx + c.reply + c.punt + c.drop + c.handoff && reasons == c.drop &&
+           c.next == next.size() && c.drop == drop.size() && c.handoff == handed &&
+           c.tx + c.reply == tx.size();
+  }
+};
+
+// One burst through one stage, every outcome collected (the rigs of the lb and nat tests).
+inline StageResult run_stage(Stage& stage, const Snapshot& snap, uint64_t now, uint16_t worker,
+                             std::span<rte_mbuf* const> pkts) {
+  StageResult r;
+  auto out = std::make_unique<Emit>();
+  Burst b;
+  for (rte_mbuf* m : pkts) b.pkts[b.n++] = m;
+  r.in = b.n;
+  out->set_nb_ports(kMaxPorts);
+  out->begin_stage(&r.c);
+  stage.process(b, StageCtx{&snap, now, worker}, *out);
+  out->end_stage();
+  const Burst& nb = out->next_burst();
+  r.next.assign(nb.pkts, nb.pkts + nb.n);
+  for (uint16_t p = 0; p < kMaxPorts; ++p) {
+    const Emit::TxBuf& tb = out->txbuf(p);
+    r.tx.insert(r.tx.end(), tb.pkts, tb.pkts + tb.n);
+  }
+  const Burst& db = out->drops();
+  r.drop.assign(db.pkts, db.pkts + db.n);
+  for (uint16_t w = 0; w < kMaxWorkers; ++w) {
+    const Burst& hb = out->handoffs(w);
+    r.handoff[w].assign(hb.pkts, hb.pkts + hb.n);
+  }
+  return r;
+}
+
+// Parsed fake mbufs a rig owns (alive as long as the rig).
+struct MbufStore {
+  std::vector<std::unique_ptr<FakeMbuf>> mbufs;
+  rte_mbuf* mbuf(const std::vector<uint8_t>& frame) {
+    mbufs.push_back(std::make_unique<FakeMbuf>(frame));
+    mbufs.back()->parse(kPortMac);
+    return mbufs.back()->mbuf();
+  }
+};
+
+// Configuration text to a Config; false with the formatted errors in `error`.
+inline bool load_text(const std::string& text, Config& cfg, std::string& error) {
+  LoadResult r = load_config("t.conf", &text);
+  if (auto* e = std::get_if<std::vector<ConfigError>>(&r)) {
+    error = format_errors(*e);
+    return false;
+  }
+  cfg = std::get<Config>(std::move(r));
+  return true;
+}
+
+struct LbRig : MbufStore {
+  using Result = StageResult;
 
   Config cfg;
   std::vector<lb::HealthNeed> needs;
@@ -244,7 +328,6 @@ struct LbRig {
   uint64_t hz = 1000;
   uint64_t now = 1'000'000;
   uint64_t generation = 1;
-  std::vector<std::unique_ptr<FakeMbuf>> mbufs;
   std::string error;
 
   // Loads `text`, builds the runtime for `nworkers` and makes the stages (flow tables of
@@ -269,12 +352,7 @@ struct LbRig {
   }
 
   bool load(const std::string& text) {
-    LoadResult r = load_config("t.conf", &text);
-    if (auto* e = std::get_if<std::vector<ConfigError>>(&r)) {
-      error = format_errors(*e);
-      return false;
-    }
-    cfg = std::get<Config>(std::move(r));
+    if (!load_text(text, cfg, error)) return false;
     needs = lb::health_needs(cfg.lb);
     if (!slots) slots = std::make_unique<health::Slot[]>(64);
     if (needs.size() > 64) {
@@ -306,42 +384,86 @@ struct LbRig {
     return nullptr;
   }
 
-  // A parsed mbuf holding `frame`, owned by the rig.
-  rte_mbuf* mbuf(const std::vector<uint8_t>& frame) {
-    mbufs.push_back(std::make_unique<FakeMbuf>(frame));
-    mbufs.back()->parse(kPortMac);
-    return mbufs.back()->mbuf();
-  }
-
   Result run(uint16_t worker, std::span<rte_mbuf* const> pkts) {
-    Result r;
-    auto out = std::make_unique<Emit>();
-    Burst b;
-    for (rte_mbuf* m : pkts) b.pkts[b.n++] = m;
-    r.in = b.n;
-    out->set_nb_ports(kMaxPorts);
-    out->begin_stage(&r.c);
-    stages[worker]->process(b, StageCtx{&snap, now, worker}, *out);
-    out->end_stage();
-    const Burst& nb = out->next_burst();
-    r.next.assign(nb.pkts, nb.pkts + nb.n);
-    for (uint16_t p = 0; p < kMaxPorts; ++p) {
-      const Emit::TxBuf& tb = out->txbuf(p);
-      r.tx.insert(r.tx.end(), tb.pkts, tb.pkts + tb.n);
-    }
-    const Burst& db = out->drops();
-    r.drop.assign(db.pkts, db.pkts + db.n);
-    for (uint16_t w = 0; w < kMaxWorkers; ++w) {
-      const Burst& hb = out->handoffs(w);
-      r.handoff[w].assign(hb.pkts, hb.pkts + hb.n);
-    }
-    return r;
+    return run_stage(*stages[worker], snap, now, worker, pkts);
   }
   Result run(uint16_t worker, rte_mbuf* m) {
     return run(worker, std::span<rte_mbuf* const>(&m, 1));
   }
   Result send(uint16_t worker, const std::vector<uint8_t>& frame) {
     return run(worker, mbuf(frame));
+  }
+};
+
+// A router with lan, srv and wan ports: port forwards on 198.51.100.1 (TCP 8001 -> 10.20.0.11:80,
+// TCP 20022 -> 10.20.0.11:22, UDP 5353 -> 10.20.0.12:53) and dynamic PAT of the lan and srv
+// prefixes behind it, out of the wan port (the nat tests and fuzz target).
+struct NatKnobs {
+  uint32_t max_sessions = 4096;
+  const char* ports = "10000-19999";
+  uint32_t port_reuse = 2;
+};
+
+inline std::string nat_conf(const NatKnobs& k = {}) {
+  char nat[2048];
+  std::snprintf(nat, sizeof nat, R"(
+nat = {
+  max_sessions = %u;
+  timeouts = { tcp_established = 100; tcp_transitory = 10; udp = 20; icmp = 5; port_reuse = %u; };
+  static = (
+    { address = "198.51.100.1"; port = 8001; to = "10.20.0.11"; to_port = 80; },
+    { address = "198.51.100.1"; port = 20022; to = "10.20.0.11"; to_port = 22; },
+    { protocol = "udp"; address = "198.51.100.1"; port = 5353; to = "10.20.0.12"; to_port = 53; }
+  );
+  dynamic = (
+    { inside = [ "10.10.0.0/24", "10.20.0.0/24" ]; port = "wan"; address = "198.51.100.1";
+      ports = "%s"; }
+  );
+};
+)",
+                k.max_sessions, k.port_reuse, k.ports);
+  return std::string(R"(
+lcores = { management = 0; workers = [1, 2]; };
+ports = ( { name = "lan"; device = "net_null0"; addresses = ["10.10.0.1/24"]; },
+          { name = "srv"; device = "net_null1"; addresses = ["10.20.0.1/24"]; },
+          { name = "wan"; device = "net_null2"; addresses = ["198.51.100.1/24"]; } );
+routes = ( { prefix = "0.0.0.0/0"; via = "198.51.100.254"; } );
+pipeline = [ "input", "nat", "ip4_forward" ];
+)") + nat;
+}
+
+struct NatRig : MbufStore {
+  Config cfg;
+  std::shared_ptr<const nat::Runtime> rt;
+  Snapshot snap;
+  std::vector<std::unique_ptr<nat::NatStage>> stages;
+  uint16_t workers = 1;
+  uint64_t now = 1'000'000;
+  uint64_t generation = 0;
+  std::string error;
+
+  // Loads `text` and publishes its runtime (the next generation), as a reload does.
+  bool load(const std::string& text) {
+    if (!load_text(text, cfg, error)) return false;
+    rt = nat::build_runtime(cfg, 1000, workers, ++generation);
+    snap.nat = rt;
+    return rt != nullptr;
+  }
+  // Loads `text` and makes the stages (tables of nat.max_sessions); the clock is in ms.
+  bool init(const std::string& text, uint16_t nworkers = 1) {
+    workers = nworkers;
+    if (!load(text)) return false;
+    StageEnv env;
+    env.workers = workers;
+    env.tsc_hz = 1000;
+    env.nat_max_sessions = cfg.nat.max_sessions;
+    stages.clear();
+    for (uint16_t w = 0; w < workers; ++w)
+      stages.push_back(std::make_unique<nat::NatStage>(w, env));
+    return true;
+  }
+  StageResult run(uint16_t worker, std::span<rte_mbuf* const> pkts) {
+    return run_stage(*stages[worker], snap, now, worker, pkts);
   }
 };
 

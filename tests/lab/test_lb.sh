@@ -36,56 +36,26 @@
 #     real's port unreachable translated back (the client's socket sees ECONNREFUSED).
 # The HTTP servers are restarted on exit (trap), so later tests find them up.
 # Prints a summary; exits non-zero on any failure. ~20 s.
-set -uo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lab/lib.sh
-. "$HERE/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # also: set -uo pipefail, HERE, T_START
 
-CLIENT=(ip netns exec nfl-client)
-RUN=/run/nf/lab
 NAT=10.30.0.10
 FULLNAT=10.30.0.11
 STICKY=10.30.0.12
 SNAT=10.20.0.2
-CLIENT_ADDR=10.10.0.100
 TAG=lbt$$x$(date +%s)  # marks this run's requests in the access logs
 MARGIN_MS=2000         # scheduling slack of the management lcore and of our 250 ms polling
-T_START=$(date +%s%N)
 
-[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-for _ in $(seq 40); do nfctl ping >/dev/null 2>&1 && break; sleep 0.25; done  # nf may be starting
-nfctl ping >/dev/null 2>&1 || { echo "nf does not answer: is the lab up?" >&2; exit 1; }
-[ -d "$RUN/www/srv1" ] || { echo "$RUN/www missing: is the lab up?" >&2; exit 1; }
+need_lab www
 
 # ---- the lab's HTTP servers: tests/lab/lib.sh ----------------------------------------------
 trap restore_http EXIT
 trap 'exit 130' INT TERM
 
-# ---- what nf reports -------------------------------------------------------------------------
+# ---- what nf reports (and lb_*: tests/lab/lib.sh) ------------------------------------------
 # The lb rows of `nfctl show health` ("lb <service> real <address>  <address>  <check> ...").
 lb_health_row() { nfctl show health | grep -E "^lb $1 real $2 "; }
 lb_state_is() { [[ "$(lb_health_row "$1" "$2")" == *" $3 "* ]]; }
-# Every real of every service in `nfctl show lb` is up.
-all_lb_up() {
-  local t u
-  t=$(nfctl show lb | grep -cE '^  [0-9]+\.')
-  u=$(nfctl show lb | grep -E '^  [0-9]+\.' | grep -c ' up ')
-  [ "$t" -gt 0 ] && [ "$t" = "$u" ]
-}
-# "name count" for every lb.* drop reason of `nfctl show drops` (none listed: all zero).
-lb_drops() { nfctl show drops | awk '$1 ~ /^lb\./ {print $1, $2}' | sort; }
-# Sums over workers of the lb row of `nfctl show stages`: packets next reply punt drop handoff
-# cycles (packets x cycles per packet).
-lb_stage() {
-  nfctl show stages | awk '$2 == "lb" {p += $4; n += $6; r += $8; u += $9; d += $10; h += $12; c += $4 * $5}
-    END {printf "%d %d %d %d %d %d %.0f\n", p, n, r, u, d, h, c}'
-}
-# `nfctl show lb`'s per-worker counters, summed, by column name: "new_flows table_full floods".
-lb_counters() {
-  nfctl show lb 2>/dev/null | awk '$1 == "worker" {for (i = 1; i <= NF; i++) col[$i] = i; on = 1; next}
-    on && $1 ~ /^[0-9]+$/ {n += $col["new_flows"]; t += $col["table_full"]; f += $col["floods"]}
-    END {if (on) printf "%d %d %d\n", n, t, f}'
-}
 # The line of real $2 under service $1 in `nfctl show lb`.
 lb_real_row() {
   nfctl show lb 2>/dev/null | awk -v s="$1" -v a="$2" '/^service / {on = ($2 == s ":")} on && $1 == a'
@@ -93,50 +63,13 @@ lb_real_row() {
 # The running configuration on one line, comments removed.
 conf_flat() { nfctl show config | sed 's/#.*//' | tr '\n' ' '; }
 
-# Client ports: curl binds each request to its own port, from a block of 200 in 10000-29999,
-# below the kernel's ephemeral range (32768-60999 in nfl-client); the block moves every 2 s and
-# comes back after 200 s. A 4-tuple used again while nf still holds its closed flow (TIME_WAIT 10 s, FIN_WAIT up
-# to 120 s) would meet that flow and its old real instead of the scheduler: wrk's thousands of
-# ephemeral ports wrap around within seconds, and a test run right after another would reuse
-# the previous run's ports. (Whether a reused 4-tuple is scheduled anew is check 6's "reuse".)
-PORT=$(( 10000 + ($(date +%s) / 2 % 100) * 200 ))
-# requests <vip> <count> <label>: one line per request: "<n> <body> <client port> <status>"
-# (body ERR when curl failed). Request n asks for /?<tag>-<label>-<n> from port FIRST + n - 1;
-# FIRST is the caller's, set by `take <count>`.
-take() { FIRST=$PORT; PORT=$((PORT + $1)); }
-requests() {
-  "${CLIENT[@]}" bash -c '
-    for i in $(seq "$2"); do
-      out=$(curl -s --max-time 5 --local-port $(($4 + i - 1)) -w "|%{local_port}|%{http_code}" \
-              "http://$1/?$3-$i" 2>/dev/null) || out="ERR|0|000"
-      printf "%s %s\n" "$i" "$(tr -d "\n" <<<"$out" | tr "|" " ")"
-    done' _ "$1" "$2" "$TAG-$3" "$FIRST"
-}
-# log_lines <label>: the access-log lines of this run's requests with that label, each
-# prefixed with the server that logged it: "<srvN> <client address> ... GET /?<tag>-<label>-<n> ..."
-log_lines() {
-  local i
-  for i in 1 2 3; do
-    grep -F "\"GET /?$TAG-$1-" "$RUN/http-srv$i.log" 2>/dev/null | sed "s/^/nfl-srv$i /"
-  done
-}
-# Per-server counts "c1 c2 c3" of the server names in the first column.
-count3() { awk '{c[$1]++} END {printf "%d %d %d\n", c["nfl-srv1"], c["nfl-srv2"], c["nfl-srv3"]}'; }
-# agree <label> <requests output>: every successful request is in the log of the server whose
-# body it got, once, and the logs hold no other request of that label. Prints mismatches.
-agree() {
-  local label=$1 res=$2
-  local logs; logs=$(log_lines "$label" | awk '{ match($0, /GET \/\?[^ ]*/);
-      q = substr($0, RSTART + 6, RLENGTH - 6); n = q; sub(/.*-/, "", n); print n, $1 }' | sort -n)
-  local want; want=$(awk '$4 == 200 {print $1, $2}' <<<"$res" | sort -n)
-  [ "$logs" = "$want" ] && return 0
-  diff <(echo "$want") <(echo "$logs") | head -5 | sed 's/^/      /'
-  return 1
-}
-# sources <label>: the distinct client addresses the servers logged for that label.
-sources() { log_lines "$1" | awk '{print $2}' | sort -u | tr '\n' ' ' | sed 's/ $//'; }
+# Client ports (tests/lab/lib.sh): the block moves every 2 s and comes back after 200 s; nf
+# holds a closed flow for TIME_WAIT 10 s, FIN_WAIT up to 120 s: wrk's thousands of ephemeral
+# ports wrap around within seconds, and a test run right after another would reuse the
+# previous run's ports. (Whether a reused 4-tuple is scheduled anew is check 6's "reuse".)
+client_ports 2
 
-WORKERS=$(nfctl show stages | awk '$2 == "lb" {print $1}' | sort -u | wc -l)
+WORKERS=$(lb_workers)
 TOL=$(( 2 * WORKERS / 3 ))  # see 1. in the header
 
 # ---- start from a healthy lab ----------------------------------------------------------------
@@ -161,35 +94,26 @@ LBC0=$(lb_counters)
 read -r P0 N0 R0 U0 D0 H0 C0 <<<"$(lb_stage)"
 
 # ---- 1. NAT, weighted round robin --------------------------------------------------------------
-take 30; res=$(requests $NAT 30 nat)
-good=$(awk '$4 == 200 && $2 ~ /^nfl-srv[123]$/' <<<"$res" | wc -l)
-read -r c1 c2 c3 <<<"$(awk '$4 == 200 {print $2}' <<<"$res" | count3)"
-if [ "$good" = 30 ]; then ok "nat: 30 of 30 requests to $NAT answered 200"
-else bad "nat: $good of 30 requests to $NAT answered 200"; grep -v ' 200$' <<<"$res" | head -3 | sed 's/^/      /'; fi
-if [ $((c1 - 10)) -le $TOL ] && [ $((10 - c1)) -le $TOL ] && [ $((c2 - 10)) -le $TOL ] &&
-   [ $((10 - c2)) -le $TOL ] && [ $((c3 - 10)) -le $TOL ] && [ $((10 - c3)) -le $TOL ]; then
-  ok "nat: weighted round robin (1:1:1) gave srv1/srv2/srv3 $c1/$c2/$c3 (10 each, +-$TOL with $WORKERS worker(s))"
-else bad "nat: srv1/srv2/srv3 got $c1/$c2/$c3, want 10 each +-$TOL ($WORKERS worker(s))"; fi
-if agree nat "$res"; then ok "nat: each request is in the access log of the server that answered it"
+answered nat $NAT 30
+if near "$C1" 10 $TOL && near "$C2" 10 $TOL && near "$C3" 10 $TOL; then
+  ok "nat: weighted round robin (1:1:1) gave srv1/srv2/srv3 $C1/$C2/$C3 (10 each, +-$TOL with $WORKERS worker(s))"
+else bad "nat: srv1/srv2/srv3 got $C1/$C2/$C3, want 10 each +-$TOL ($WORKERS worker(s))"; fi
+if agree nat "$RES"; then ok "nat: each request is in the access log of the server that answered it"
 else bad "nat: bodies and access logs disagree"; fi
 src=$(sources nat)
 if [ "$src" = "$CLIENT_ADDR" ]; then ok "nat: the servers saw the client's own address $src"
 else bad "nat: the servers saw '$src', want $CLIENT_ADDR"; fi
 
 # ---- 2. full NAT, Maglev -------------------------------------------------------------------------
-take 60; res=$(requests $FULLNAT 60 fnat)
-good=$(awk '$4 == 200 && $2 ~ /^nfl-srv[123]$/' <<<"$res" | wc -l)
-ports=$(awk '$4 == 200 {print $3}' <<<"$res" | sort -u | wc -l)
-read -r c1 c2 c3 <<<"$(awk '$4 == 200 {print $2}' <<<"$res" | count3)"
-if [ "$good" = 60 ]; then ok "fullnat: 60 of 60 requests to $FULLNAT answered 200"
-else bad "fullnat: $good of 60 requests to $FULLNAT answered 200"; grep -v ' 200$' <<<"$res" | head -3 | sed 's/^/      /'; fi
+answered fullnat $FULLNAT 60
+ports=$(awk '$4 == 200 {print $3}' <<<"$RES" | sort -u | wc -l)
 if [ "$ports" = 60 ]; then ok "fullnat: from 60 distinct client ports"
 else bad "fullnat: only $ports distinct client ports"; fi
-if [ "$c1" -ge 1 ] && [ "$c2" -ge 1 ] && [ "$c3" -ge 1 ]; then ok "fullnat: Maglev reached all three servers: $c1/$c2/$c3"
-else bad "fullnat: Maglev did not reach every server: $c1/$c2/$c3"; fi
-if agree fnat "$res"; then ok "fullnat: each request is in the access log of the server that answered it"
+if [ "$C1" -ge 1 ] && [ "$C2" -ge 1 ] && [ "$C3" -ge 1 ]; then ok "fullnat: Maglev reached all three servers: $C1/$C2/$C3"
+else bad "fullnat: Maglev did not reach every server: $C1/$C2/$C3"; fi
+if agree fullnat "$RES"; then ok "fullnat: each request is in the access log of the server that answered it"
 else bad "fullnat: bodies and access logs disagree"; fi
-src=$(sources fnat)
+src=$(sources fullnat)
 if [ "$src" = "$SNAT" ]; then ok "fullnat: the servers saw the snat address $src as the client"
 else bad "fullnat: the servers saw '$src', want $SNAT"; fi
 
@@ -339,7 +263,4 @@ DROPS2=$(lb_drops)
 if [ "$DROPS2" = "$DROPS0" ]; then ok "nfctl show drops: no lb.* reason increased over the whole run"
 else bad "nfctl show drops: lb.* reasons moved over the run: '$DROPS0' -> '$DROPS2'"; fi
 
-echo
-echo "test_lb: $PASS passed, $FAIL failed ($(( ($(date +%s%N) - T_START) / 1000000 )) ms)"
-for f in "${FAILED[@]}"; do echo "  failed: $f"; done
-[ "$FAIL" = 0 ]
+summary test_lb

@@ -81,9 +81,11 @@ TEST(Config, BuiltinLabMatchesTheShippedFile) {
   LoadResult r = load_config("<built-in lab>", &builtin_lab_config());
   ASSERT_TRUE(std::holds_alternative<Config>(r));
   const Config& c = std::get<Config>(r);
-  ASSERT_EQ(c.ports.size(), 2u);
+  ASSERT_EQ(c.ports.size(), 3u);
   EXPECT_EQ(format_ipv4(c.ports[0].addresses[0].addr), "10.10.0.1");
   EXPECT_EQ(format_ipv4(c.ports[1].addresses[0].addr), "10.20.0.1");
+  EXPECT_EQ(c.ports[2].name, "wan");
+  EXPECT_EQ(format_ipv4(c.ports[2].addresses[0].addr), "198.51.100.1");
 }
 
 TEST(Config, ReloadBlockersNameWhatNeedsARestart) {

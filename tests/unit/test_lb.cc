@@ -169,6 +169,16 @@ rte_mbuf* next_of(const Result& r) {
   return r.next.size() == 1 ? r.next[0] : nullptr;
 }
 
+// Sends `in` on worker 0: it must go on as exactly `want` (golden, checksums recomputed in
+// full). Returns it (nullptr, with a failure, if it did not go on).
+rte_mbuf* expect_next(LbRig& rig, const L4Spec& in, const L4Spec& want) {
+  rte_mbuf* m = next_of(go(rig, 0, l4_frame(in)));
+  if (!m) return nullptr;
+  EXPECT_EQ(hex(frame_of(m)), hex(l4_frame(want)));
+  expect_checksums(m);
+  return m;
+}
+
 // Sends frames on `worker` in bursts of up to 32; returns each packet's mbuf, in order.
 std::vector<rte_mbuf*> burst_all(LbRig& rig, uint16_t worker,
                                  const std::vector<std::vector<uint8_t>>& frames,
@@ -195,6 +205,12 @@ class LbStageTest : public ::testing::Test {
   void make(const Knobs& k = {}, uint16_t workers = 1) {
     ASSERT_TRUE(rig.init(conf(k), workers, kHz)) << rig.error;
   }
+  // A SYN-flood limit of 100 new flows a second, which trip_flood() reaches.
+  void make_flood_limited(uint16_t workers = 1) {
+    Knobs k;
+    k.flood = 100;
+    make(k, workers);
+  }
   const LbStage& stage(uint16_t w = 0) const { return *rig.stages[w]; }
   LbRig rig;
 };
@@ -207,36 +223,25 @@ TEST_F(LbStageTest, NatSynGoesToTheRealAndTheReplyComesBackFromTheVip) {
   L4Spec syn;
   syn.dst = kVipNat;
   syn.mss = 1460;
-  rte_mbuf* m = next_of(go(rig, 0, l4_frame(syn)));
-  ASSERT_NE(m, nullptr);
   // Smooth WRR over weights 1:2:3 starts with the heaviest real.
   L4Spec want = syn;
   want.dst = kR3;
   want.dport = 8080;
-  EXPECT_EQ(hex(frame_of(m)), hex(l4_frame(want)));
-  expect_checksums(m);
+  rte_mbuf* m = expect_next(rig, syn, want);
+  ASSERT_NE(m, nullptr);
   EXPECT_EQ(meta(m).ip_dst, kR3);
   EXPECT_EQ(meta(m).flags & meta_flags::kRouteByMeta, 0);
   EXPECT_EQ(stage().counters().new_flows, 1u);
   EXPECT_EQ(stage().table().size(), 1u);
 
   // The server's SYN-ACK: real:8080 -> client:40000 leaves as VIP:80 -> client:40000.
-  L4Spec synack;
-  synack.src = kR3;
-  synack.sport = 8080;
-  synack.dst = kClient;
-  synack.dport = 40000;
-  synack.flags = tcpflag::kSyn | tcpflag::kAck;
+  L4Spec synack = tcp_seg(kR3, 8080, kClient, 40000, tcpflag::kSyn | tcpflag::kAck, 777, 1001);
   synack.mss = 1400;
-  synack.seq = 777;
-  synack.ack = 1001;
-  m = next_of(go(rig, 0, l4_frame(synack)));
-  ASSERT_NE(m, nullptr);
   L4Spec back = synack;
   back.src = kVipNat;
   back.sport = 80;
-  EXPECT_EQ(hex(frame_of(m)), hex(l4_frame(back)));
-  expect_checksums(m);
+  m = expect_next(rig, synack, back);
+  ASSERT_NE(m, nullptr);
   EXPECT_EQ(meta(m).ip_dst, kClient);
   EXPECT_EQ(stage().counters().replies, 1u);
 
@@ -247,13 +252,11 @@ TEST_F(LbStageTest, NatSynGoesToTheRealAndTheReplyComesBackFromTheVip) {
   ack.seq = 1001;
   ack.ack = 778;
   ack.payload = 100;
-  m = next_of(go(rig, 0, l4_frame(ack)));
-  ASSERT_NE(m, nullptr);
   L4Spec ack_out = ack;
   ack_out.dst = kR3;
   ack_out.dport = 8080;
-  EXPECT_EQ(hex(frame_of(m)), hex(l4_frame(ack_out)));
-  expect_checksums(m);
+  m = expect_next(rig, ack, ack_out);
+  ASSERT_NE(m, nullptr);
   EXPECT_EQ(stage().counters().hits, 1u);
   EXPECT_EQ(stage().counters().new_flows, 1u);
   EXPECT_EQ(stage().table().size(), 1u);
@@ -297,12 +300,10 @@ TEST_F(LbStageTest, NatUdpKeepsTheDestinationPortAndAZeroChecksum) {
   q.sport = 5353;
   q.dport = 53;
   q.payload = 30;
-  rte_mbuf* m = next_of(go(rig, 0, l4_frame(q)));
-  ASSERT_NE(m, nullptr);
   L4Spec want = q;
   want.dst = kR1;  // round robin starts at the first real; port 0 keeps 53
-  EXPECT_EQ(hex(frame_of(m)), hex(l4_frame(want)));
-  expect_checksums(m);
+  rte_mbuf* m = expect_next(rig, q, want);
+  ASSERT_NE(m, nullptr);
   // A datagram without a checksum (RFC 768: zero) keeps none after the rewrite.
   std::vector<uint8_t> f = l4_frame(L4Spec{
       .src = kClient2, .dst = kVipUdp, .sport = 5353, .dport = 53, .proto = 17, .payload = 30});
@@ -320,11 +321,10 @@ TEST_F(LbStageTest, NatUdpKeepsTheDestinationPortAndAZeroChecksum) {
   r.dst = kClient;
   r.dport = 5353;
   r.payload = 60;
-  m = next_of(go(rig, 0, l4_frame(r)));
-  ASSERT_NE(m, nullptr);
   L4Spec back = r;
   back.src = kVipUdp;
-  EXPECT_EQ(hex(frame_of(m)), hex(l4_frame(back)));
+  m = expect_next(rig, r, back);
+  ASSERT_NE(m, nullptr);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,22 +351,11 @@ TEST_F(LbStageTest, FullNatRewritesTheSourceAndRestoresTheReply) {
   EXPECT_EQ(pool.in_use(), 1u);
   EXPECT_TRUE(pool.is_allocated(port));
 
-  L4Spec reply;
-  reply.src = real;
-  reply.sport = 80;
-  reply.dst = kSnat;
-  reply.dport = port;
-  reply.flags = tcpflag::kSyn | tcpflag::kAck;
+  L4Spec reply = tcp_seg(real, 80, kSnat, port, tcpflag::kSyn | tcpflag::kAck);
   reply.payload = 0;
-  m = next_of(go(rig, 0, l4_frame(reply)));
+  L4Spec back = moved(reply, kVipFull, 80, kClient, 40000);
+  m = expect_next(rig, reply, back);
   ASSERT_NE(m, nullptr);
-  L4Spec back = reply;
-  back.src = kVipFull;
-  back.sport = 80;
-  back.dst = kClient;
-  back.dport = 40000;
-  EXPECT_EQ(hex(frame_of(m)), hex(l4_frame(back)));
-  expect_checksums(m);
   EXPECT_EQ(meta(m).ip_dst, kClient);
 
   // A second connection of the same client gets another source port.
@@ -428,14 +417,12 @@ TEST_F(LbStageTest, DscpDsrRewritesDestinationAndDscpAndKeepsEcn) {
   syn.dst = kVipDscp;
   syn.tos = 0xb9;  // DSCP 46 (EF), ECN ECT(1)
   syn.mss = 1460;
-  rte_mbuf* m = next_of(go(rig, 0, l4_frame(syn)));
-  ASSERT_NE(m, nullptr);
   const uint32_t real = maglev_real(rig, "dscp", syn);
   L4Spec want = syn;
   want.dst = real;
   want.tos = (10 << 2) | 0x1;
-  EXPECT_EQ(hex(frame_of(m)), hex(l4_frame(want)));
-  expect_checksums(m);
+  rte_mbuf* m = expect_next(rig, syn, want);
+  ASSERT_NE(m, nullptr);
   EXPECT_EQ(meta(m).ip_dst, real);
   // ECN CE (11) survives too.
   L4Spec ack = syn;
@@ -635,12 +622,7 @@ uint32_t open_web_flow(LbRig& rig, uint16_t sport, uint16_t worker = 0) {
   rte_mbuf* m = next_of(go(rig, worker, l4_frame(syn)));
   if (!m) return 0;
   const uint32_t real = dst_of(m);
-  L4Spec synack;
-  synack.src = real;
-  synack.sport = 8080;
-  synack.dst = kClient;
-  synack.dport = sport;
-  synack.flags = tcpflag::kSyn | tcpflag::kAck;
+  L4Spec synack = tcp_seg(real, 8080, kClient, sport, tcpflag::kSyn | tcpflag::kAck);
   m = next_of(go(rig, worker, l4_frame(synack)));
   EXPECT_TRUE(m && src_of(m) == kVipNat);
   L4Spec ack = syn;
@@ -714,12 +696,7 @@ TEST_F(LbStageTest, DrainedRealKeepsItsFlowsAndGetsNoNewOnes) {
   EXPECT_EQ(dst_of(m), kR1);
   EXPECT_EQ(dport_of(m), 8080);
   // Its reply is still translated.
-  L4Spec rep;
-  rep.src = kR1;
-  rep.sport = 8080;
-  rep.dst = kClient;
-  rep.dport = 40002;
-  rep.flags = tcpflag::kAck;
+  L4Spec rep = tcp_seg(kR1, 8080, kClient, 40002, tcpflag::kAck);
   m = next_of(go(rig, 0, l4_frame(rep)));
   ASSERT_NE(m, nullptr);
   EXPECT_EQ(src_of(m), kVipNat);
@@ -846,42 +823,404 @@ TEST_F(LbStageTest, TcpFlowsLiveTheirStatesTimeouts) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 8. Pressure: a full table, a SYN flood
+// 8. Pressure: a full table, a SYN flood; NAT services answer with SYN cookies (SYN proxy)
 
-TEST_F(LbStageTest, NatTableFullDropsNewFlowsAndKeepsEstablishedOnes) {
+constexpr uint32_t kIsn = 5000;             // the client's ISN
+constexpr uint32_t kRealIsn = 0x90000000u;  // the real's, past 2^31 from most cookies
+
+// The SYN-ACK nf answers `syn` with (cookie, our MSS 1460, IP ID `ip_id`), Ethernet swapped.
+std::vector<uint8_t> cookie_synack(const L4Spec& syn, uint32_t cookie, uint16_t ip_id) {
+  L4Spec w = tcp_seg(syn.dst, syn.dport, syn.src, syn.sport, tcpflag::kSyn | tcpflag::kAck, cookie,
+                     syn.seq + 1);
+  w.mss = 1460;
+  w.ip_id = ip_id;
+  return swap_macs(l4_frame(w));
+}
+
+// A client's SYN to port 80 of `vip` with ISN kIsn and an MSS option.
+L4Spec client_syn(uint32_t vip, uint16_t sport, uint16_t mss) {
+  L4Spec s = tcp_seg(kClient, sport, vip, 80, tcpflag::kSyn, kIsn, 0);
+  s.mss = mss;
+  return s;
+}
+
+// The client's ACK of the cookie SYN-ACK nf answered `syn` with: the third step of its
+// handshake, which the SYN proxy turns into the SYN toward the real.
+L4Spec cookie_ack(const L4Spec& syn, uint32_t cookie) {
+  L4Spec a = syn;
+  a.mss = 0;
+  a.flags = tcpflag::kAck;
+  a.seq = syn.seq + 1;
+  a.ack = cookie + 1;
+  return a;
+}
+
+// Trips the flood guard of `worker`: lb.syn_flood_rate (100) new DSR flows in this window.
+void trip_flood(LbRig& rig, uint16_t worker = 0, uint16_t first_port = 10000) {
+  std::vector<std::vector<uint8_t>> f;
+  for (uint16_t i = 0; f.size() < 100; ++i) {
+    const auto port = static_cast<uint16_t>(first_port + i);
+    if (port % rig.workers != worker) continue;
+    L4Spec s;
+    s.dst = kVipDsr;
+    s.sport = port;
+    f.push_back(l4_frame(s));
+  }
+  burst_all(rig, worker, f);
+}
+
+// A client SYN under pressure: answered with a cookie (checked golden); returns the cookie.
+uint32_t expect_cookie(LbRig& rig, const L4Spec& syn, uint16_t ip_id, uint16_t worker = 0) {
+  const Result r = go(rig, worker, l4_frame(syn));
+  EXPECT_EQ(r.c.reply, 1u);
+  EXPECT_EQ(r.c.next + r.c.drop + r.c.handoff, 0u);
+  if (r.tx.size() != 1) return 0;
+  const uint32_t cookie =
+      LbStage::cookies_at(rig.now, kHz)
+          .make(syn.src, syn.dst, syn.sport, syn.dport, syn.seq, syn.mss ? syn.mss : 536, rig.now);
+  EXPECT_EQ(hex(frame_of(r.tx[0])), hex(cookie_synack(syn, cookie, ip_id)));
+  expect_checksums(r.tx[0]);
+  EXPECT_EQ(meta(r.tx[0]).ip_dst, syn.src);
+  EXPECT_EQ(meta(r.tx[0]).l3_len, 44u);
+  return cookie;
+}
+
+// The client's side of a proxied handshake on worker 0: its SYN answered with a cookie
+// (golden), then its ACK of the cookie passed on as the SYN toward the real.
+struct ProxiedHandshake {
+  uint32_t cookie = 0;
+  L4Spec ack;                       // the client's ACK
+  rte_mbuf* syn_to_real = nullptr;  // nullptr (with a failure) if the ACK did not go on
+};
+ProxiedHandshake proxy_handshake(LbRig& rig, const L4Spec& syn) {
+  ProxiedHandshake h;
+  h.cookie = expect_cookie(rig, syn, 0);
+  h.ack = cookie_ack(syn, h.cookie);
+  h.syn_to_real = next_of(go(rig, 0, l4_frame(h.ack)));
+  return h;
+}
+
+TEST_F(LbStageTest, SynUnderFloodIsAnsweredWithACookieAndNoState) {
+  make_flood_limited();
+  trip_flood(rig);
+  ASSERT_EQ(stage().table().size(), 100u);
+  L4Spec syn = client_syn(kVipNat, 40000, 1400);
+  const uint32_t cookie = expect_cookie(rig, syn, 0);
+  // The cookie is one nf accepts, for this connection only, with the MSS rounded to the table.
+  const lb::SynCookies c = LbStage::cookies_at(rig.now, kHz);
+  EXPECT_EQ(c.check(kClient, kVipNat, 40000, 80, kIsn, cookie, rig.now), 1400);
+  EXPECT_FALSE(c.check(kClient, kVipNat, 40001, 80, kIsn, cookie, rig.now));
+  EXPECT_FALSE(c.check(kClient, kVipNat, 40000, 80, kIsn + 1, cookie, rig.now));
+  EXPECT_EQ(stage().table().size(), 100u);
+  EXPECT_EQ(stage().counters().syncookies_sent, 1u);
+  EXPECT_EQ(stage().counters().new_flows, 100u);
+  // A SYN without an MSS option gets a cookie for 536 (RFC 1122), with the next IP ID.
+  L4Spec bare = syn;
+  bare.sport = 40002;
+  bare.mss = 0;
+  const uint32_t c2 = expect_cookie(rig, bare, 1);
+  EXPECT_EQ(c.check(kClient, kVipNat, 40002, 80, kIsn, c2, rig.now), 536);
+  // UDP services have no cookies: dropped as before; DSR still places statelessly.
+  L4Spec udp;
+  udp.dst = kVipUdp;
+  udp.dport = 53;
+  udp.proto = 17;
+  udp.payload = 12;
+  EXPECT_EQ(go(rig, 0, l4_frame(udp)).drops(LbStage::kFlood), 1u);
+  L4Spec dsr;
+  dsr.dst = kVipDsr;
+  dsr.sport = 50000;
+  ASSERT_NE(next_of(go(rig, 0, l4_frame(dsr))), nullptr);
+  EXPECT_EQ(stage().counters().stateless, 1u);
+  EXPECT_EQ(stage().table().size(), 100u);
+}
+
+TEST_F(LbStageTest, ForgedCookieAckIsDroppedAndLeavesNoState) {
+  make_flood_limited();
+  // Before any cookie was sent, an unknown ACK is not even checked.
+  L4Spec ack = tcp_seg(kClient, 40000, kVipNat, 80, tcpflag::kAck, kIsn + 1, 12345);
+  EXPECT_EQ(go(rig, 0, l4_frame(ack)).drops(LbStage::kNoFlow), 1u);
+  EXPECT_EQ(stage().counters().syncookies_bad, 0u);
+  trip_flood(rig);
+  L4Spec syn = client_syn(kVipNat, 40000, 1460);
+  const uint32_t cookie = expect_cookie(rig, syn, 0);
+  const uint32_t flows = stage().table().size();
+  // Wrong cookie, wrong ISN (seq), another client port, another client: each fails.
+  std::vector<L4Spec> forged(4, ack);
+  forged[0].ack = cookie + 2;
+  forged[1].ack = cookie + 1;
+  forged[1].seq = kIsn + 2;
+  forged[2].ack = cookie + 1;
+  forged[2].sport = 40001;
+  forged[3].ack = cookie + 1;
+  forged[3].src = kClient2;
+  for (const L4Spec& f : forged) {
+    const Result r = go(rig, 0, l4_frame(f));
+    EXPECT_EQ(r.drops(LbStage::kBadCookie), 1u);
+  }
+  EXPECT_EQ(stage().counters().syncookies_bad, 4u);
+  EXPECT_EQ(stage().counters().syncookies_ok, 0u);
+  EXPECT_EQ(stage().table().size(), flows);
+  // A cookie lives the current and the next 64 s period (the key rotates with the period):
+  // 127 s later it still opens its flow.
+  rig.now = (rig.now / 64000) * 64000 + 127999;  // the last ms of the next period
+  ack.ack = cookie + 1;
+  ASSERT_NE(next_of(go(rig, 0, l4_frame(ack))), nullptr);
+  EXPECT_EQ(stage().counters().syncookies_ok, 1u);
+}
+
+TEST_F(LbStageTest, CookieExpiresAfterTwoPeriods) {
+  make_flood_limited();
+  trip_flood(rig);
+  L4Spec syn = client_syn(kVipNat, 40000, 1460);
+  const uint32_t cookie = expect_cookie(rig, syn, 0);
+  // Another SYN keeps this worker "recently handing out cookies" in the later period.
+  rig.now = (rig.now / 64000) * 64000 + 128000;
+  trip_flood(rig, 0, 20000);
+  L4Spec other = syn;
+  other.sport = 40010;
+  expect_cookie(rig, other, 1);
+  EXPECT_EQ(go(rig, 0, l4_frame(cookie_ack(syn, cookie))).drops(LbStage::kBadCookie), 1u);
+}
+
+// The whole SYN proxy on a nat service: SYN -> cookie SYN-ACK; ACK -> SYN to the real with the
+// client's ISN; real's SYN-ACK -> ACK to the real; then data both ways, shifted.
+TEST_F(LbStageTest, NatSynProxyOpensTheFlowAndShiftsSequenceNumbers) {
+  make_flood_limited();
+  trip_flood(rig);
+  L4Spec syn = client_syn(kVipNat, 40000, 1400);
+  const uint32_t cookie = expect_cookie(rig, syn, 0);
+  const uint32_t flows = stage().table().size();
+
+  // The client's ACK (window 501, unscaled: our SYN-ACK had no window scaling).
+  L4Spec ack = cookie_ack(syn, cookie);
+  ack.window = 501;
+  ack.ip_id = 0x2222;
+  // SYN, seq = client ISN, the cookie's MSS, the client's window, to .13:8080
+  L4Spec to_real = tcp_seg(kClient, 40000, kR3, 8080, tcpflag::kSyn);
+  to_real.seq = kIsn;
+  to_real.mss = 1400;
+  to_real.window = 501;
+  to_real.ip_id = 0x2222;
+  rte_mbuf* m = expect_next(rig, ack, to_real);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(meta(m).ip_dst, kR3);
+  EXPECT_EQ(meta(m).l3_len, 44u);
+  EXPECT_EQ(stage().counters().syncookies_ok, 1u);
+  EXPECT_EQ(stage().counters().new_flows, 101u);
+  EXPECT_EQ(stage().table().size(), flows + 1);
+
+  // Before the real answers: the client's retransmitted ACK resends the SYN (the first may
+  // have been lost); a later segment cannot be translated yet and is dropped.
+  L4Spec again = ack;
+  again.ip_id = 0x2223;
+  again.payload = 30;  // its first data: seq = ISN + 1 still
+  to_real.ip_id = 0x2223;
+  m = expect_next(rig, again, to_real);
+  ASSERT_NE(m, nullptr);
+  L4Spec later = ack;
+  later.seq = kIsn + 31;
+  later.payload = 30;
+  EXPECT_EQ(go(rig, 0, l4_frame(later)).drops(LbStage::kSynproxyWait), 1u);
+  EXPECT_EQ(stage().counters().syncookies_ok, 1u);
+
+  // The real's SYN-ACK becomes the ACK that completes its handshake, back to the real.
+  L4Spec sa = tcp_seg(kR3, 8080, kClient, 40000, tcpflag::kSyn | tcpflag::kAck, kRealIsn, kIsn + 1);
+  sa.mss = 1460;
+  sa.ttl = 63;
+  sa.ip_id = 0x3333;
+  sa.window = 64240;
+  L4Spec ack_real = tcp_seg(kClient, 40000, kR3, 8080, tcpflag::kAck, kIsn + 1, kRealIsn + 1);
+  ack_real.window = 501;
+  ack_real.ip_id = 0x3333;
+  m = expect_next(rig, sa, ack_real);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(meta(m).ip_dst, kR3);
+  EXPECT_EQ(stage().counters().synproxy_established, 1u);
+  // Retransmitted (our ACK lost): answered again, nothing counted twice.
+  sa.ip_id = 0x3334;
+  ack_real.ip_id = 0x3334;
+  m = expect_next(rig, sa, ack_real);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(stage().counters().synproxy_established, 1u);
+
+  // Client data: its ack (in cookie space) moves to the real's space.
+  L4Spec data = ack;
+  data.flags = tcpflag::kAck | tcpflag::kPsh;
+  data.payload = 100;
+  data.window = 700;
+  L4Spec data_out = data;
+  data_out.dst = kR3;
+  data_out.dport = 8080;
+  data_out.ack = kRealIsn + 1;
+  m = expect_next(rig, data, data_out);
+  ASSERT_NE(m, nullptr);
+  // The real's data: its seq moves to the cookie space, and it comes from the VIP.
+  L4Spec rdata =
+      tcp_seg(kR3, 8080, kClient, 40000, tcpflag::kAck | tcpflag::kPsh, kRealIsn + 1, kIsn + 101);
+  rdata.payload = 1000;
+  L4Spec rdata_out = rdata;
+  rdata_out.src = kVipNat;
+  rdata_out.sport = 80;
+  rdata_out.seq = cookie + 1;
+  m = expect_next(rig, rdata, rdata_out);
+  ASSERT_NE(m, nullptr);
+  // Wrapping around 2^32 on both sides: the offset is modular.
+  rdata.seq = kRealIsn + 1 + 0x7fffffffu;
+  rdata.payload = 10;
+  m = next_of(go(rig, 0, l4_frame(rdata)));
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(rd32(ip_of(m) + 24), cookie + 1 + 0x7fffffffu);
+  expect_checksums(m);
+  // The client's FIN is shifted too and closes the flow as usual.
+  L4Spec fin = data;
+  fin.flags = tcpflag::kAck | tcpflag::kFin;
+  fin.seq = kIsn + 101;
+  fin.ack = cookie + 1 + 1000;
+  fin.payload = 0;
+  m = next_of(go(rig, 0, l4_frame(fin)));
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(rd32(ip_of(m) + 28), kRealIsn + 1 + 1000);
+  expect_checksums(m);
+  // Client segments that went on: the retransmitted ACK (as the SYN), the data, the FIN.
+  EXPECT_EQ(stage().counters().hits, 3u);
+  EXPECT_EQ(stage().table().size(), flows + 1);
+}
+
+TEST_F(LbStageTest, FullNatSynProxyUsesTheSnatAddressTowardTheReal) {
+  make_flood_limited();
+  trip_flood(rig);
+  L4Spec syn = client_syn(kVipFull, 41000, 1460);
+  auto [cookie, ack, m] = proxy_handshake(rig, syn);
+  ASSERT_NE(m, nullptr);
+  const uint32_t real = maglev_real(rig, "full", syn);
+  const uint16_t port = sport_of(m);
+  L4Spec to_real = tcp_seg(kSnat, port, real, 80, tcpflag::kSyn);
+  to_real.seq = kIsn;
+  to_real.mss = 1460;
+  EXPECT_EQ(hex(frame_of(m)), hex(l4_frame(to_real)));
+  expect_checksums(m);
+  EXPECT_EQ(rig.rt->workers[0].ports->pool(0, lb::PatProto::kTcp).in_use(), 1u);
+
+  L4Spec sa = tcp_seg(real, 80, kSnat, port, tcpflag::kSyn | tcpflag::kAck, 77, kIsn + 1);
+  sa.mss = 1460;
+  L4Spec ack_real = tcp_seg(kSnat, port, real, 80, tcpflag::kAck, kIsn + 1, 78);
+  m = expect_next(rig, sa, ack_real);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(meta(m).ip_dst, real);
+
+  L4Spec data = ack;
+  data.flags = tcpflag::kAck | tcpflag::kPsh;
+  data.payload = 64;
+  L4Spec data_out = moved(data, kSnat, port, real, 80);
+  data_out.ack = 78;
+  m = expect_next(rig, data, data_out);
+  ASSERT_NE(m, nullptr);
+  L4Spec rdata = tcp_seg(real, 80, kSnat, port, tcpflag::kAck, 78, kIsn + 65);
+  rdata.payload = 200;
+  L4Spec rdata_out = rdata;
+  rdata_out.src = kVipFull;
+  rdata_out.dst = kClient;
+  rdata_out.dport = 41000;
+  rdata_out.seq = cookie + 1;
+  m = expect_next(rig, rdata, rdata_out);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(meta(m).ip_dst, kClient);
+}
+
+TEST_F(LbStageTest, ResetFromTheRealBeforeItsSynAckReachesTheClientInWindow) {
+  make_flood_limited();
+  trip_flood(rig);
+  L4Spec syn = client_syn(kVipNat, 40000, 1460);
+  auto [cookie, ack, m] = proxy_handshake(rig, syn);
+  ASSERT_NE(m, nullptr);
+  const uint32_t real = dst_of(m);
+  // Anything else from the real before its SYN-ACK cannot be translated: dropped.
+  L4Spec stray = tcp_seg(real, 8080, kClient, 40000, tcpflag::kAck, 1, kIsn + 1);
+  EXPECT_EQ(go(rig, 0, l4_frame(stray)).drops(LbStage::kSynproxyWait), 1u);
+  // Nothing listens on the real: RST+ACK, seq 0, ack = ISN + 1 (RFC 9293 3.10.7.1).
+  L4Spec rst = tcp_seg(real, 8080, kClient, 40000, tcpflag::kRst | tcpflag::kAck, 0, kIsn + 1);
+  L4Spec want = rst;
+  want.src = kVipNat;
+  want.sport = 80;
+  want.seq = cookie + 1;  // what the client expects next from the VIP
+  m = expect_next(rig, rst, want);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(meta(m).ip_dst, kClient);
+  EXPECT_EQ(stage().counters().synproxy_established, 0u);
+  // The flow is closed: a new SYN on its tuple (the client retrying) is scheduled afresh
+  // (the flood window is still on, so it gets a cookie again).
+  EXPECT_EQ(expect_cookie(rig, syn, 1), cookie);
+}
+
+TEST_F(LbStageTest, NatTableFullAnswersWithCookiesAndTheReserveTakesTheirFlows) {
   Knobs k;
   k.max_flows = 1024;
   make(k);
   ASSERT_EQ(stage().table().capacity(), 1024u);
+  ASSERT_EQ(stage().reserve(), 16u);
   const uint32_t first = open_web_flow(rig, 9000);
   ASSERT_NE(first, 0u);
   StageCounters sum{};
-  burst_all(rig, 0, syns(kVipNat, 1023, 10000), &sum);
-  EXPECT_EQ(sum.next, 1023u);
-  EXPECT_EQ(stage().table().size(), 1024u);
-  sum = {};
-  const std::vector<rte_mbuf*> more = burst_all(rig, 0, syns(kVipNat, 64, 20000), &sum);
-  EXPECT_EQ(sum.next, 0u);
-  EXPECT_EQ(sum.drops[LbStage::kTableFull], 64u);
-  sum = {};
-  burst_all(rig, 0, syns(kVipFull, 32, 20000), &sum);
-  EXPECT_EQ(sum.drops[LbStage::kTableFull], 32u);
+  burst_all(rig, 0, syns(kVipNat, 1007, 10000), &sum);
+  EXPECT_EQ(sum.next, 1007u);
+  EXPECT_EQ(stage().table().size(), 1008u);
+  // Full but for the reserve: SYNs are answered with cookies, for nat and fullnat alike.
+  std::vector<uint32_t> cookies;
+  for (uint16_t i = 0; i < 17; ++i) {
+    L4Spec syn;
+    syn.dst = i % 2 ? kVipFull : kVipNat;
+    syn.sport = static_cast<uint16_t>(20000 + i);
+    syn.seq = kIsn + i;
+    syn.mss = 1460;
+    cookies.push_back(expect_cookie(rig, syn, i));
+  }
+  EXPECT_EQ(stage().counters().syncookies_sent, 17u);
+  EXPECT_EQ(stage().table().size(), 1008u);
   EXPECT_EQ(rig.rt->workers[0].ports->pool(0, lb::PatProto::kTcp).in_use(), 0u);
-  // The early flow goes on to its real, in both directions.
+  // Their ACKs open flows in the reserve, until it too is full.
+  for (uint16_t i = 0; i < 17; ++i) {
+    L4Spec ack;
+    ack.dst = i % 2 ? kVipFull : kVipNat;
+    ack.sport = static_cast<uint16_t>(20000 + i);
+    ack.flags = tcpflag::kAck;
+    ack.seq = kIsn + i + 1;
+    ack.ack = cookies[i] + 1;
+    const Result r = go(rig, 0, l4_frame(ack));
+    if (i < 16) {
+      ASSERT_EQ(r.next.size(), 1u) << i;
+      EXPECT_EQ(rd32(ip_of(r.next[0]) + 24), kIsn + i);  // the SYN, with the client's ISN
+      EXPECT_EQ(ip_of(r.next[0])[33], tcpflag::kSyn);
+    } else {
+      EXPECT_EQ(r.drops(LbStage::kTableFull), 1u);  // the client's retransmission retries
+    }
+  }
+  EXPECT_EQ(stage().table().size(), 1024u);
+  EXPECT_EQ(stage().counters().syncookies_ok, 16u);
+  EXPECT_EQ(rig.rt->workers[0].ports->pool(0, lb::PatProto::kTcp).in_use(), 8u);
+  // UDP has no cookies: dropped.
+  L4Spec udp;
+  udp.dst = kVipUdp;
+  udp.dport = 53;
+  udp.proto = 17;
+  EXPECT_EQ(go(rig, 0, l4_frame(udp)).drops(LbStage::kTableFull), 1u);
+  // The early flow goes on to its real, in both directions, unshifted.
   rte_mbuf* m = web_ack(rig, 9000);
   ASSERT_NE(m, nullptr);
-  EXPECT_EQ(dst_of(m), first);
-  expect_checksums(m);
-  L4Spec rep;
-  rep.src = first;
-  rep.sport = 8080;
-  rep.dst = kClient;
-  rep.dport = 9000;
-  rep.flags = tcpflag::kAck;
-  m = next_of(go(rig, 0, l4_frame(rep)));
+  L4Spec want;
+  want.dst = first;
+  want.dport = 8080;
+  want.sport = 9000;
+  want.flags = tcpflag::kAck;
+  want.payload = 20;
+  EXPECT_EQ(hex(frame_of(m)), hex(l4_frame(want)));
+  L4Spec rep = tcp_seg(first, 8080, kClient, 9000, tcpflag::kAck);
+  L4Spec back = rep;
+  back.src = kVipNat;
+  back.sport = 80;
+  m = expect_next(rig, rep, back);
   ASSERT_NE(m, nullptr);
-  EXPECT_EQ(src_of(m), kVipNat);
-  EXPECT_EQ(stage().counters().new_flows, 1024u);
+  EXPECT_EQ(stage().counters().new_flows, 1008u + 16u);
 }
 
 TEST_F(LbStageTest, DsrTableFullPlacesNewFlowsStatelessly) {
@@ -891,14 +1230,14 @@ TEST_F(LbStageTest, DsrTableFullPlacesNewFlowsStatelessly) {
   StageCounters sum{};
   burst_all(rig, 0, syns(kVipDsr, 1024, 10000), &sum);
   EXPECT_EQ(sum.next, 1024u);
-  EXPECT_EQ(stage().table().size(), 1024u);
-  EXPECT_EQ(stage().counters().stateless, 0u);
+  EXPECT_EQ(stage().table().size(), 1008u);  // the rest is the cookies' reserve
+  EXPECT_EQ(stage().counters().stateless, 16u);
   sum = {};
   const std::vector<rte_mbuf*> out = burst_all(rig, 0, syns(kVipDsr, 64, 30000), &sum);
   EXPECT_EQ(sum.next, 64u);
   EXPECT_EQ(sum.drop, 0u);
-  EXPECT_EQ(stage().counters().stateless, 64u);
-  EXPECT_EQ(stage().table().size(), 1024u);
+  EXPECT_EQ(stage().counters().stateless, 80u);
+  EXPECT_EQ(stage().table().size(), 1008u);
   for (size_t i = 0; i < out.size(); ++i) {
     L4Spec s;
     s.dst = kVipDsr;
@@ -909,9 +1248,7 @@ TEST_F(LbStageTest, DsrTableFullPlacesNewFlowsStatelessly) {
 }
 
 TEST_F(LbStageTest, SynFloodStartsWithinAWindowAndEndsInTheNext) {
-  Knobs k;
-  k.flood = 100;
-  make(k);
+  make_flood_limited();
   const uint64_t t0 = rig.now;
   const uint32_t early = open_web_flow(rig, 9000);  // new flow 1 of the window
   ASSERT_NE(early, 0u);
@@ -921,34 +1258,206 @@ TEST_F(LbStageTest, SynFloodStartsWithinAWindowAndEndsInTheNext) {
   EXPECT_EQ(stage().counters().flood_windows, 0u);
   rig.now = t0 + 10;
   sum = {};
-  burst_all(rig, 0, syns(kVipNat, 20, 20000), &sum);
-  EXPECT_EQ(sum.next, 0u);
-  EXPECT_EQ(sum.drops[LbStage::kFlood], 20u);
+  const std::vector<rte_mbuf*> answered = burst_all(rig, 0, syns(kVipNat, 20, 20000), &sum);
+  EXPECT_EQ(sum.next + sum.drop, 0u);  // all 20 answered with cookies, nothing dropped
+  EXPECT_EQ(stage().counters().syncookies_sent, 20u);
   EXPECT_EQ(stage().counters().flood_windows, 1u);
+  for (rte_mbuf* m : answered) EXPECT_EQ(ip_of(m)[33], tcpflag::kSyn | tcpflag::kAck);
   // DSR services hash statelessly meanwhile.
   sum = {};
   const std::vector<rte_mbuf*> dsr = burst_all(rig, 0, syns(kVipDsr, 10, 20000), &sum);
   EXPECT_EQ(sum.next, 10u);
   EXPECT_EQ(stage().counters().stateless, 10u);
   EXPECT_EQ(stage().table().size(), 100u);
-  // Established flows are not affected.
+  // Established flows are not affected: no cookie, no shift, byte for byte as before.
   rte_mbuf* m = web_ack(rig, 9000);
   ASSERT_NE(m, nullptr);
-  EXPECT_EQ(dst_of(m), early);
-  // The next window starts afresh.
+  L4Spec want;
+  want.dst = early;
+  want.dport = 8080;
+  want.sport = 9000;
+  want.flags = tcpflag::kAck;
+  want.payload = 20;
+  EXPECT_EQ(hex(frame_of(m)), hex(l4_frame(want)));
   rig.now = t0 + 999;
   sum = {};
   burst_all(rig, 0, syns(kVipNat, 1, 30000), &sum);
-  EXPECT_EQ(sum.drops[LbStage::kFlood], 1u);
+  EXPECT_EQ(stage().counters().syncookies_sent, 21u);
+  // The window after a flooded one is a flood from its start (a sustained flood gets no
+  // state after its first second)...
   rig.now = t0 + 1000;
   sum = {};
   burst_all(rig, 0, syns(kVipNat, 100, 31000), &sum);
-  EXPECT_EQ(sum.next, 100u);
-  EXPECT_EQ(stage().counters().flood_windows, 1u);
-  sum = {};
-  burst_all(rig, 0, syns(kVipNat, 1, 32000), &sum);
-  EXPECT_EQ(sum.drops[LbStage::kFlood], 1u);
+  EXPECT_EQ(sum.next + sum.drop, 0u);
+  EXPECT_EQ(stage().counters().syncookies_sent, 121u);
   EXPECT_EQ(stage().counters().flood_windows, 2u);
+  // ...and the one after a window within the rate starts afresh.
+  rig.now = t0 + 2000;
+  sum = {};
+  burst_all(rig, 0, syns(kVipNat, 100, 32000), &sum);
+  EXPECT_EQ(sum.next, 100u);
+  EXPECT_EQ(stage().counters().flood_windows, 2u);
+  sum = {};
+  burst_all(rig, 0, syns(kVipNat, 1, 33000), &sum);
+  EXPECT_EQ(stage().counters().syncookies_sent, 122u);
+  EXPECT_EQ(stage().counters().flood_windows, 3u);
+  EXPECT_EQ(sum.next + sum.drop, 0u);
+  // A flooded window followed by a quiet second: the flood does not carry over the gap.
+  rig.now = t0 + 4500;
+  sum = {};
+  burst_all(rig, 0, syns(kVipNat, 100, 34000), &sum);
+  EXPECT_EQ(sum.next, 100u);
+  EXPECT_EQ(stage().counters().flood_windows, 3u);
+}
+
+// Two workers: flows belong to the worker of the client's port, so the SYN, the cookie ACK
+// and the real's SYN-ACK of one connection all meet on its owner (handed over otherwise). The
+// cookie keys are the process's, not the worker's: any worker would accept the cookie.
+TEST_F(LbStageTest, SynProxyOnTwoWorkersRunsOnTheFlowsOwner) {
+  make_flood_limited(2);
+  trip_flood(rig, 1);
+  L4Spec syn;
+  syn.dst = kVipNat;
+  syn.sport = 40001;  // owner 1
+  syn.seq = kIsn;
+  syn.mss = 1460;
+  rte_mbuf* m = rig.mbuf(l4_frame(syn));
+  Result r = go(rig, 0, {m});
+  ASSERT_EQ(r.handoff[1].size(), 1u);
+  const uint32_t cookie =
+      LbStage::cookies_at(rig.now, kHz).make(kClient, kVipNat, 40001, 80, kIsn, 1460, rig.now);
+  r = go(rig, 1, {m});
+  ASSERT_EQ(r.tx.size(), 1u);
+  EXPECT_EQ(hex(frame_of(m)), hex(cookie_synack(syn, cookie, 0)));
+  L4Spec ack = cookie_ack(syn, cookie);
+  m = rig.mbuf(l4_frame(ack));
+  r = go(rig, 0, {m});
+  ASSERT_EQ(r.handoff[1].size(), 1u);
+  EXPECT_EQ(stage(0).counters().syncookies_bad + stage(0).counters().syncookies_ok, 0u);
+  ASSERT_EQ(next_of(go(rig, 1, {m})), m);
+  const uint32_t real = dst_of(m);
+  EXPECT_EQ(ip_of(m)[33], tcpflag::kSyn);
+  L4Spec sa =
+      tcp_seg(real, 8080, kClient, 40001, tcpflag::kSyn | tcpflag::kAck, kRealIsn, kIsn + 1);
+  m = rig.mbuf(l4_frame(sa));
+  r = go(rig, 0, {m});
+  ASSERT_EQ(r.handoff[1].size(), 1u);
+  ASSERT_EQ(next_of(go(rig, 1, {m})), m);
+  EXPECT_EQ(dst_of(m), real);
+  EXPECT_EQ(ip_of(m)[33], tcpflag::kAck);
+  EXPECT_EQ(rd32(ip_of(m) + 28), kRealIsn + 1);
+  L4Spec rdata = sa;
+  rdata.flags = tcpflag::kAck;
+  rdata.seq = kRealIsn + 1;
+  rdata.payload = 10;
+  m = rig.mbuf(l4_frame(rdata));
+  r = go(rig, 0, {m});
+  ASSERT_EQ(r.handoff[1].size(), 1u);
+  ASSERT_EQ(next_of(go(rig, 1, {m})), m);
+  EXPECT_EQ(rd32(ip_of(m) + 24), cookie + 1);
+  expect_checksums(m);
+  EXPECT_EQ(stage(1).counters().syncookies_sent, 1u);
+  EXPECT_EQ(stage(1).counters().syncookies_ok, 1u);
+  EXPECT_EQ(stage(1).counters().synproxy_established, 1u);
+  EXPECT_EQ(stage(0).counters().syncookies_sent, 0u);
+  EXPECT_EQ(stage(0).table().size(), 0u);
+}
+
+// A proxied nat flow through its handshake (flood tripped first): returns the cookie; the real
+// answered with kRealIsn.
+uint32_t open_proxied_flow(LbRig& rig, uint16_t sport, uint32_t* real) {
+  trip_flood(rig);
+  L4Spec syn = client_syn(kVipNat, sport, 1460);
+  const ProxiedHandshake h = proxy_handshake(rig, syn);
+  const uint32_t cookie = h.cookie;
+  rte_mbuf* m = h.syn_to_real;
+  if (!m) return 0;
+  *real = dst_of(m);
+  L4Spec sa =
+      tcp_seg(*real, 8080, kClient, sport, tcpflag::kSyn | tcpflag::kAck, kRealIsn, kIsn + 1);
+  m = next_of(go(rig, 0, l4_frame(sa)));
+  EXPECT_TRUE(m && dst_of(m) == *real);
+  return cookie;
+}
+
+TEST_F(LbStageTest, IcmpErrorFromTheClientOfAProxiedFlowQuotesTheRealsSequence) {
+  make_flood_limited();
+  uint32_t real = 0;
+  const uint32_t cookie = open_proxied_flow(rig, 40000, &real);
+  ASSERT_NE(real, 0u);
+  for (size_t quote : {28, 48}) {  // seq quoted without, then with the TCP checksum
+    SCOPED_TRACE(quote);
+    // what the client got: from the VIP, seq in the cookie's space
+    L4Spec got = tcp_seg(kVipNat, 80, kClient, 40000, tcpflag::kAck, cookie + 1, kIsn + 1);
+    got.payload = 100;
+    L4Spec sent = got;  // what the real sent
+    sent.src = real;
+    sent.sport = 8080;
+    sent.seq = kRealIsn + 1;
+    rte_mbuf* m =
+        next_of(go(rig, 0, icmp_error_frame(kClient, kVipNat, 3, 4, 1400, l4_frame(got), quote)));
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(hex(frame_of(m)),
+              hex(icmp_error_frame(kClient, real, 3, 4, 1400, l4_frame(sent), quote)));
+  }
+}
+
+// Random ISNs on both sides and random segments: every shifted packet carries exactly the
+// sequence numbers of the other side's space and checksums a full recomputation agrees with.
+TEST_F(LbStageTest, SynProxyShiftsRandomSegmentsWithValidChecksums) {
+  make_flood_limited();
+  trip_flood(rig);
+  std::mt19937 rng(11);
+  for (int conn = 0; conn < 20; ++conn) {
+    SCOPED_TRACE(conn);
+    const uint32_t isn = rng();
+    const uint32_t risn = rng();
+    L4Spec syn;
+    syn.dst = conn % 2 ? kVipFull : kVipNat;
+    syn.sport = static_cast<uint16_t>(30000 + conn);
+    syn.seq = isn;
+    syn.mss = static_cast<uint16_t>(536 + rng() % 9000);
+    const Result sr = go(rig, 0, l4_frame(syn));
+    ASSERT_EQ(sr.tx.size(), 1u);
+    const uint32_t cookie = rd32(ip_of(sr.tx[0]) + 24);
+    L4Spec ack = cookie_ack(syn, cookie);
+    rte_mbuf* m = next_of(go(rig, 0, l4_frame(ack)));
+    ASSERT_NE(m, nullptr);
+    const uint32_t real = dst_of(m);
+    const uint16_t rport = dport_of(m);
+    const uint32_t near = src_of(m);  // the client, or the snat address
+    const uint16_t nport = sport_of(m);
+    EXPECT_EQ(rd32(ip_of(m) + 24), isn);
+    EXPECT_EQ(rd16(ip_of(m) + 42), lb::kMssTable[lb::mss_index(syn.mss)]);
+    L4Spec sa = tcp_seg(real, rport, near, nport, tcpflag::kSyn | tcpflag::kAck, risn, isn + 1);
+    ASSERT_NE(next_of(go(rig, 0, l4_frame(sa))), nullptr);
+    for (int i = 0; i < 10; ++i) {
+      const uint32_t a = rng() % 1000000, b = rng() % 1000000;
+      L4Spec c = ack;  // client -> VIP: ack in cookie space
+      c.flags = tcpflag::kAck | tcpflag::kPsh;
+      c.seq = isn + 1 + a;
+      c.ack = cookie + 1 + b;
+      c.payload = static_cast<uint16_t>(rng() % 1400);
+      m = next_of(go(rig, 0, l4_frame(c)));
+      ASSERT_NE(m, nullptr);
+      EXPECT_EQ(rd32(ip_of(m) + 24), isn + 1 + a);
+      EXPECT_EQ(rd32(ip_of(m) + 28), risn + 1 + b);
+      expect_checksums(m);
+      L4Spec r = sa;  // real -> client: seq in the real's space
+      r.flags = tcpflag::kAck;
+      r.mss = 0;
+      r.seq = risn + 1 + b;
+      r.ack = isn + 1 + a;
+      r.payload = static_cast<uint16_t>(rng() % 1400);
+      m = next_of(go(rig, 0, l4_frame(r)));
+      ASSERT_NE(m, nullptr);
+      EXPECT_EQ(src_of(m), syn.dst);
+      EXPECT_EQ(rd32(ip_of(m) + 24), cookie + 1 + b);
+      EXPECT_EQ(rd32(ip_of(m) + 28), isn + 1 + a);
+      expect_checksums(m);
+    }
+  }
+  EXPECT_EQ(stage().counters().synproxy_established, 20u);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -971,12 +1480,7 @@ TEST_F(LbStageTest, NatFlowIsHandedToItsOwnerInBothDirections) {
   EXPECT_EQ(dport_of(m), 8080);
   expect_checksums(m);
 
-  L4Spec rep;
-  rep.src = real;
-  rep.sport = 8080;
-  rep.dst = kClient;
-  rep.dport = 40001;
-  rep.flags = tcpflag::kSyn | tcpflag::kAck;
+  L4Spec rep = tcp_seg(real, 8080, kClient, 40001, tcpflag::kSyn | tcpflag::kAck);
   m = rig.mbuf(l4_frame(rep));
   r = go(rig, 0, {m});
   ASSERT_EQ(r.handoff[1].size(), 1u);
@@ -1027,12 +1531,7 @@ TEST_F(LbStageTest, FullNatFlowIsHandedToTheOwnerOfItsSourcePort) {
     EXPECT_EQ(real, maglev_real(rig, "full", syn));
     expect_checksums(m);
 
-    L4Spec rep;
-    rep.src = real;
-    rep.sport = 80;
-    rep.dst = kSnat;
-    rep.dport = port;
-    rep.flags = tcpflag::kSyn | tcpflag::kAck;
+    L4Spec rep = tcp_seg(real, 80, kSnat, port, tcpflag::kSyn | tcpflag::kAck);
     m = rig.mbuf(l4_frame(rep));
     r = go(rig, other, {m});
     ASSERT_EQ(r.handoff[owner].size(), 1u);
@@ -1288,12 +1787,7 @@ TEST_F(LbStageTest, IcmpErrorFromTheClientReachesTheReal) {
   make();
   ASSERT_EQ(open_web_flow(rig, 40000), kR3);
   // The client could not take a reply it got from VIP:80 and says so.
-  L4Spec got;
-  got.src = kVipNat;
-  got.sport = 80;
-  got.dst = kClient;
-  got.dport = 40000;
-  got.flags = tcpflag::kAck;
+  L4Spec got = tcp_seg(kVipNat, 80, kClient, 40000, tcpflag::kAck);
   got.payload = 100;
   L4Spec sent = got;  // what the real sent
   sent.src = kR3;
@@ -1368,12 +1862,7 @@ TEST_F(LbStageTest, SynOnAClosedFlowsTupleIsScheduledAfresh) {
   fin.dst = kVipNat;
   fin.flags = tcpflag::kFin | tcpflag::kAck;
   ASSERT_NE(next_of(go(rig, 0, l4_frame(fin))), nullptr);  // FIN_WAIT
-  L4Spec rfin;
-  rfin.src = kR3;
-  rfin.sport = 8080;
-  rfin.dst = kClient;
-  rfin.dport = 40000;
-  rfin.flags = tcpflag::kFin | tcpflag::kAck;
+  L4Spec rfin = tcp_seg(kR3, 8080, kClient, 40000, tcpflag::kFin | tcpflag::kAck);
   ASSERT_NE(next_of(go(rig, 0, l4_frame(rfin))), nullptr);  // LAST_ACK
   ASSERT_NE(web_ack(rig, 40000), nullptr);                  // TIME_WAIT
   rte_mbuf* m = next_of(go(rig, 0, l4_frame(L4Spec{.dst = kVipNat})));
@@ -1382,12 +1871,7 @@ TEST_F(LbStageTest, SynOnAClosedFlowsTupleIsScheduledAfresh) {
   EXPECT_EQ(stage().counters().new_flows, 2u);
   EXPECT_EQ(stage().table().size(), 1u);
   // The new flow's reply comes from .12 and is translated; one from .13 no longer is.
-  L4Spec rep;
-  rep.src = kR2;
-  rep.sport = 8080;
-  rep.dst = kClient;
-  rep.dport = 40000;
-  rep.flags = tcpflag::kSyn | tcpflag::kAck;
+  L4Spec rep = tcp_seg(kR2, 8080, kClient, 40000, tcpflag::kSyn | tcpflag::kAck);
   m = next_of(go(rig, 0, l4_frame(rep)));
   ASSERT_NE(m, nullptr);
   EXPECT_EQ(src_of(m), kVipNat);

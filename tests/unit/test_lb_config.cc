@@ -4,7 +4,7 @@
 // (tests/config/bad/lb-*, nat-*, acl-*) covers one message per mistake; these tests cover
 // values, boundaries and the cases where only some of a file's errors matter.
 //
-// No "nat" or "acl" stage is registered yet, so a configuration with those groups cannot load:
+// While a "nat" or "acl" stage is not registered, a configuration with its group cannot load:
 // such tests leave the stage out of the pipeline and expect exactly the loader's "configured,
 // but the pipeline has no ... stage" error besides the ones under test. Once a stage is
 // registered they put it in the pipeline and check the parsed values too.
@@ -90,9 +90,12 @@ struct GroupLoad {
 
 GroupLoad load_group(const char* stage, const std::string& group) {
   const bool registered = find_stage(stage) != nullptr;
-  const std::string pipeline = registered
-                                   ? std::string(R"("input", ")") + stage + R"(", "ip4_forward")"
-                                   : R"("input", "ip4_forward")";
+  // The acl group has two stages: "acl" (in sets) right after input, "acl_out" (out sets)
+  // right before ip4_forward.
+  const std::string pipeline = !registered ? R"("input", "ip4_forward")"
+                               : std::string(stage) == "acl"
+                                   ? R"("input", "acl", "acl_out", "ip4_forward")"
+                                   : std::string(R"("input", ")") + stage + R"(", "ip4_forward")";
   LoadResult r = load(pipeline, group);
   GroupLoad out;
   if (auto* c = std::get_if<Config>(&r)) {
@@ -121,12 +124,15 @@ TEST(LbConfig, LabServicesParseToTheExactServices) {
   ASSERT_TRUE(std::holds_alternative<Config>(r)) << format_errors(std::get<1>(r));
   const Config& c = std::get<Config>(r);
   EXPECT_TRUE(c.lb.enabled);
-  EXPECT_FALSE(c.nat.enabled);
+  EXPECT_TRUE(c.nat.enabled);  // tests/unit/test_nat.cc and tests/lab/test_nat.sh
   EXPECT_FALSE(c.acl.enabled);
-  EXPECT_EQ(c.pipeline, (std::vector<std::string>{"input", "dhcp", "dns", "lb", "ip4_forward"}));
+  EXPECT_EQ(c.pipeline,
+            (std::vector<std::string>{"input", "dhcp", "dns", "lb", "nat", "ip4_forward"}));
   EXPECT_EQ(c.lb.max_flows, 65536u);
-  ASSERT_EQ(c.lb.services.size(), 4u);
+  ASSERT_EQ(c.lb.services.size(), 8u);
 
+  // The services the lab tests rely on: nat and full NAT (tests/lab/test_lb.sh, 0..3), then
+  // direct server return (tests/lab/test_lb_dsr.sh, 4..7).
   struct Want {
     const char* name;
     const char* vip;
@@ -136,22 +142,42 @@ TEST(LbConfig, LabServicesParseToTheExactServices) {
     LbScheduler scheduler;
     uint32_t persistence;
     std::vector<uint32_t> snat;
+    uint8_t dscp;
+    uint32_t weights[3];
   };
+  using S = LbScheduler;
+  constexpr uint8_t kTcp = IPPROTO_TCP;
+  constexpr uint8_t kUdp = IPPROTO_UDP;
   const Want want[] = {
-      {"web", "10.30.0.10", IPPROTO_TCP, 80, LbMode::kNat, LbScheduler::kWeightedRoundRobin, 0, {}},
+      {"web", "10.30.0.10", kTcp, 80, LbMode::kNat, S::kWeightedRoundRobin, 0, {}, 0, {1, 1, 1}},
       {"web-fullnat",
        "10.30.0.11",
-       IPPROTO_TCP,
+       kTcp,
        80,
        LbMode::kFullNat,
-       LbScheduler::kMaglev,
+       S::kMaglev,
        0,
-       {ip("10.20.0.2")}},
-      {"web-sticky", "10.30.0.12", IPPROTO_TCP, 80, LbMode::kNat, LbScheduler::kRoundRobin, 60, {}},
+       {ip("10.20.0.2")},
+       0,
+       {1, 1, 1}},
+      {"web-sticky", "10.30.0.12", kTcp, 80, LbMode::kNat, S::kRoundRobin, 60, {}, 0, {1, 1, 1}},
       // The same VIP as "web", every UDP port.
-      {"udp-any", "10.30.0.10", IPPROTO_UDP, 0, LbMode::kNat, LbScheduler::kMaglev, 0, {}},
+      {"udp-any", "10.30.0.10", kUdp, 0, LbMode::kNat, S::kMaglev, 0, {}, 0, {1, 1, 1}},
+      {"web-dsr", "10.30.0.20", kTcp, 80, LbMode::kDsr, S::kRoundRobin, 0, {}, 0, {1, 1, 1}},
+      {"udp-dsr", "10.30.0.20", kUdp, 7, LbMode::kDsr, S::kRoundRobin, 0, {}, 0, {1, 1, 1}},
+      {"web-ipip",
+       "10.30.0.21",
+       kTcp,
+       80,
+       LbMode::kIpip,
+       S::kWeightedRoundRobin,
+       0,
+       {},
+       0,
+       {1, 2, 3}},
+      {"web-dscp", "10.30.0.22", kTcp, 80, LbMode::kDscp, S::kMaglev, 0, {}, 22, {1, 1, 1}},
   };
-  for (size_t i = 0; i < 4; ++i) {
+  for (size_t i = 0; i < std::size(want); ++i) {
     const LbService& s = c.lb.services[i];
     SCOPED_TRACE(s.name);
     EXPECT_EQ(s.name, want[i].name);
@@ -163,23 +189,22 @@ TEST(LbConfig, LabServicesParseToTheExactServices) {
     EXPECT_EQ(s.persistence_s, want[i].persistence);
     EXPECT_EQ(s.snat, want[i].snat);
     EXPECT_EQ(s.on_down, LbOnDown::kKeep);
-    EXPECT_EQ(s.dscp, 0);
-    EXPECT_EQ(s.mss_clamp, 0);
+    EXPECT_EQ(s.dscp, want[i].dscp);
+    EXPECT_EQ(s.mss_clamp, 0);  // ipip: derived from the smallest MTU at runtime
     EXPECT_EQ(s.check, "http80");
     ASSERT_EQ(s.reals.size(), 3u);
     for (size_t j = 0; j < 3; ++j) {
       const LbReal& re = s.reals[j];
       EXPECT_EQ(format_ipv4(re.addr), "10.20.0.1" + std::to_string(j + 1));
       EXPECT_EQ(re.port, 0);  // the client's destination port
-      EXPECT_EQ(re.weight, 1u);
+      EXPECT_EQ(re.weight, want[i].weights[j]);
       EXPECT_EQ(re.check, "http80");  // inherited from the service
       EXPECT_GT(re.line, s.line);
     }
   }
   // Every service is on its own lines, in file order.
-  EXPECT_LT(c.lb.services[0].line, c.lb.services[1].line);
-  EXPECT_LT(c.lb.services[1].line, c.lb.services[2].line);
-  EXPECT_LT(c.lb.services[2].line, c.lb.services[3].line);
+  for (size_t i = 1; i < c.lb.services.size(); ++i)
+    EXPECT_LT(c.lb.services[i - 1].line, c.lb.services[i].line);
 }
 
 TEST(LbConfig, DefaultsOfEveryUnsetSetting) {
@@ -406,7 +431,7 @@ TEST(LbConfig, ReloadBlockersNameOnlyTheTableSizes) {
   LoadResult rn = load_config("b.conf", &b);
   ASSERT_TRUE(std::holds_alternative<Config>(rn)) << format_errors(std::get<1>(rn));
   const Config& next = std::get<Config>(rn);
-  ASSERT_EQ(next.lb.services.size(), 5u);  // the edits took
+  ASSERT_EQ(next.lb.services.size(), cur.lb.services.size() + 1);  // the edits took
   EXPECT_EQ(next.lb.services[0].name, "new");
   EXPECT_EQ(next.lb.services[1].reals.size(), 4u);
   EXPECT_EQ(next.lb.timeouts.tcp_established, 60u);
@@ -518,7 +543,7 @@ TEST(LbConfig, AclPortRangesInRulesParse) {
     { action = "deny"; protocol = 17; dport = 0; }
   ); } ); };)");
   EXPECT_EQ(r.errors, std::vector<std::string>{});
-  if (!r.config) GTEST_SKIP() << "no \"acl\" stage yet: only the absence of errors is checked";
+  ASSERT_TRUE(r.config);
   const auto& rules = r.config->acl.sets.at(0).rules;
   ASSERT_EQ(rules.size(), 4u);
   EXPECT_EQ(rules[0].dport_lo, 80);
@@ -544,7 +569,7 @@ TEST(LbConfig, AclRuleDefaultsMatchAnything) {
     { action = "permit"; name = "web"; src = "any"; dst = "10.30.0.10"; protocol = "any"; }
   ); } ); };)");
   EXPECT_EQ(r.errors, std::vector<std::string>{});
-  if (!r.config) GTEST_SKIP() << "no \"acl\" stage yet: only the absence of errors is checked";
+  ASSERT_TRUE(r.config);
   ASSERT_TRUE(r.config->acl.enabled);
   ASSERT_EQ(r.config->acl.sets.size(), 1u);
   const AclSet& set = r.config->acl.sets[0];
@@ -581,7 +606,7 @@ TEST(LbConfig, AclSetsTakeDirectionDefaultAndPrefixes) {
     { port = "lan"; default = "permit"; }
   ); };)");
   EXPECT_EQ(r.errors, std::vector<std::string>{});
-  if (!r.config) GTEST_SKIP() << "no \"acl\" stage yet: only the absence of errors is checked";
+  ASSERT_TRUE(r.config);
   const auto& sets = r.config->acl.sets;
   ASSERT_EQ(sets.size(), 3u);
   EXPECT_EQ(sets[0].port, 1);
@@ -612,6 +637,59 @@ TEST(LbConfig, AclErrorsPointAtTheirRule) {
                 "bits zero) or \"any\": \"10.10.0.1/16\"",
                 "t.conf:12: acl.sets[0].rules[2].protocol: must be tcp, udp, icmp, any or a "
                 "protocol number 0-255, not \"gre\""}));
+}
+
+// The two acl stages must sit where their direction means something, and each direction's sets
+// need their stage; a group with neither stage is the usual pairing error, alone.
+TEST(LbConfig, AclStagesAndDirectionsPair) {
+  const std::string in_set = R"(acl = { sets = ( { port = "lan"; } ); };)";
+  const std::string out_set = R"(acl = { sets = ( { port = "srv"; direction = "out"; } ); };)";
+  auto errors = [](const std::string& pipeline, const std::string& rest) {
+    LoadResult r = load(pipeline, rest);
+    auto* e = std::get_if<std::vector<ConfigError>>(&r);
+    return e ? strs(*e) : std::vector<std::string>{};
+  };
+  EXPECT_EQ(errors(R"("input", "acl", "ip4_forward")", in_set), std::vector<std::string>{});
+  EXPECT_EQ(errors(R"("input", "acl_out", "ip4_forward")", out_set), std::vector<std::string>{});
+  EXPECT_EQ(errors(R"("input", "acl", "ip4_forward")", out_set),
+            (std::vector<std::string>{"t.conf:8: acl.sets[0]: an \"out\" set needs the "
+                                      "\"acl_out\" stage in the pipeline, directly before "
+                                      "\"ip4_forward\""}));
+  EXPECT_EQ(errors(R"("input", "acl_out", "ip4_forward")", in_set),
+            (std::vector<std::string>{"t.conf:8: acl.sets[0]: an \"in\" set needs the \"acl\" "
+                                      "stage in the pipeline, directly after \"input\""}));
+  EXPECT_EQ(errors(R"("input", "ip4_forward")", out_set),
+            (std::vector<std::string>{
+                "t.conf:8: acl: configured, but the pipeline has no \"acl\" stage"}));
+  EXPECT_EQ(errors(R"("input", "lb", "acl", "ip4_forward")", in_set + "\n" + service(R"(
+      protocol = "tcp"; port = 80; reals = ( { address = "10.20.0.11"; } );)")),
+            (std::vector<std::string>{
+                "t.conf:7: pipeline: the \"acl\" stage must come directly after \"input\" (an "
+                "ingress ACL sees every packet entering a port)"}));
+  EXPECT_EQ(errors(R"("input", "acl_out", "lb", "ip4_forward")", out_set + "\n" + service(R"(
+      protocol = "tcp"; port = 80; reals = ( { address = "10.20.0.11"; } );)")),
+            (std::vector<std::string>{
+                "t.conf:7: pipeline: the \"acl_out\" stage must come directly before "
+                "\"ip4_forward\" (an egress ACL sees packets after every rewrite, routed as they "
+                "will leave)"}));
+  EXPECT_EQ(errors(R"("input", "acl", "ip4_forward")", ""),
+            (std::vector<std::string>{
+                "t.conf:7: pipeline: the \"acl\" stage needs its acl = { ... } group"}));
+  // Both stages with sets of one direction only: the other stage passes everything.
+  LoadResult r = load(R"("input", "acl", "acl_out", "ip4_forward")", in_set);
+  ASSERT_TRUE(std::holds_alternative<Config>(r)) << format_errors(std::get<1>(r));
+}
+
+TEST(LbConfig, AclRuleLimitPerSet) {
+  std::string rules;
+  for (size_t i = 0; i <= kAclMaxRules; ++i) rules += "{ action = \"deny\"; },";
+  rules.pop_back();
+  LoadResult r = load(R"("input", "acl", "ip4_forward")",
+                      "acl = { sets = ( { port = \"lan\"; rules = ( " + rules + " ); } ); };");
+  auto* e = std::get_if<std::vector<ConfigError>>(&r);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(strs(*e), (std::vector<std::string>{"t.conf:8: acl.sets[0].rules: 65537 rules; at "
+                                                "most 65536 per set"}));
 }
 
 }  // namespace
